@@ -1,0 +1,519 @@
+/*
+ * common.c - errors, logging, time, hashing, buffers and arenas shared by every part.
+ *
+ * Logging writes one line per call to stderr with a UTC timestamp; a single fprintf per
+ * line keeps lines whole when librdkafka's threads log at the same time.
+ */
+#include "engine/common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *vg_err_str(vg_err_t err)
+{
+    switch (err) {
+    case VG_OK:
+        return "success";
+    case VG_ERR_NOMEM:
+        return "out of memory";
+    case VG_ERR_CONFIG:
+        return "configuration error";
+    case VG_ERR_INPUT:
+        return "invalid input";
+    case VG_ERR_KAFKA:
+        return "kafka error";
+    case VG_ERR_STATE:
+        return "state store error";
+    case VG_ERR_MODEL:
+        return "model error";
+    case VG_ERR_IO:
+        return "I/O error";
+    case VG_ERR_RULES:
+        return "rules error";
+    case VG_ERR_NOTFOUND:
+        return "not found";
+    case VG_ERR_CONFLICT:
+        return "conflict";
+    case VG_ERR_STOPPED:
+        return "stopped";
+    }
+    return "unknown error";
+}
+
+vg_err_t vg_errf(char *errbuf, size_t errlen, vg_err_t err, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* ---- logging ---- */
+
+static vg_log_level_t log_level = VG_LOG_INFO;
+
+void vg_log_set_level(vg_log_level_t level)
+{
+    log_level = level;
+}
+
+vg_err_t vg_log_parse_level(const char *s, vg_log_level_t *level)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (size_t i = 0; i < VG_ARRAY_LEN(names); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *level = (vg_log_level_t)i;
+            return VG_OK;
+        }
+    }
+    return VG_ERR_CONFIG;
+}
+
+void vg_log(vg_log_level_t level, const char *subsystem, const char *fmt, ...)
+{
+    static const char *const tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
+    if (level < log_level)
+        return;
+    char ts[32], msg[2048];
+    vg_time_format(vg_now_ms(), ts);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s %s %s: %s\n", ts, tags[level], subsystem, msg);
+}
+
+/* ---- time ---- */
+
+int64_t vg_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t vg_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Howard Hinnant's days_from_civil: exact for every proleptic Gregorian date. */
+int64_t vg_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+void vg_civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)((int64_t)yoe + era * 400 + (*m <= 2));
+}
+
+static int parse_digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+vg_err_t vg_time_parse(const char *s, size_t len, int64_t *ms)
+{
+    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, sec, frac = 0;
+    /* YYYY-MM-DDTHH:MM:SS is 19 characters; a zone follows, so at least 20. */
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':')
+        return VG_ERR_INPUT;
+    if (parse_digits(s, 4, &y) || parse_digits(s + 5, 2, &mo) || parse_digits(s + 8, 2, &d) ||
+        parse_digits(s + 11, 2, &h) || parse_digits(s + 14, 2, &mi) ||
+        parse_digits(s + 17, 2, &sec))
+        return VG_ERR_INPUT;
+    if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60)
+        return VG_ERR_INPUT;
+    if ((unsigned)d > mdays[mo - 1] + (mo == 2 && is_leap(y)))
+        return VG_ERR_INPUT;
+    if (sec == 60) /* a leap second is read as the last millisecond-free second */
+        sec = 59;
+    size_t i = 19;
+    if (i < len && s[i] == '.') {
+        size_t start = ++i;
+        int scale = 100;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            frac += (s[i] - '0') * scale;
+            scale /= 10;
+            i++;
+        }
+        if (i == start)
+            return VG_ERR_INPUT;
+    }
+    int64_t offset_min = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int oh, om;
+        if (parse_digits(s + i + 1, 2, &oh) || parse_digits(s + i + 4, 2, &om) || oh > 23 ||
+            om > 59)
+            return VG_ERR_INPUT;
+        offset_min = (s[i] == '+' ? 1 : -1) * (oh * 60 + om);
+        i += 6;
+    } else {
+        return VG_ERR_INPUT;
+    }
+    if (i != len)
+        return VG_ERR_INPUT;
+    int64_t days = vg_days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    *ms = secs * 1000 + frac;
+    return VG_OK;
+}
+
+void vg_time_format(int64_t ms, char out[32])
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    int msec = (int)(ms - secs * 1000);
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int sod = (int)(secs - days * 86400);
+    int y;
+    unsigned m, d;
+    vg_civil_from_days(days, &y, &m, &d);
+    snprintf(out, 32, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d, sod / 3600, (sod / 60) % 60,
+             sod % 60, msec);
+}
+
+vg_err_t vg_duration_parse(const char *s, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v > 0))
+        return VG_ERR_INPUT;
+    double mult;
+    if (*end == '\0' || strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "s") == 0)
+        mult = 1000;
+    else if (strcmp(end, "m") == 0)
+        mult = 60e3;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600e3;
+    else if (strcmp(end, "d") == 0)
+        mult = 86400e3;
+    else if (strcmp(end, "w") == 0)
+        mult = 7 * 86400e3;
+    else
+        return VG_ERR_INPUT;
+    double r = v * mult;
+    if (r < 1 || r > 9e15)
+        return VG_ERR_INPUT;
+    *ms = (int64_t)llround(r);
+    return VG_OK;
+}
+
+/* ---- hashing ---- */
+
+uint64_t vg_hash64(const void *data, size_t len, uint64_t seed)
+{
+    const unsigned char *p = data;
+    uint64_t h = seed;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+void vg_version_of(const void *data, size_t len, char out[17])
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)vg_hash64(data, len, VG_HASH_SEED));
+}
+
+vg_err_t vg_read_file(const char *path, char **data, size_t *len, char *errbuf, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return vg_errf(errbuf, errlen, VG_ERR_IO, "%s: %s", path, strerror(errno));
+    vg_buf_t buf;
+    vg_buf_init(&buf);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        vg_buf_append(&buf, chunk, n);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        vg_buf_free(&buf);
+        return vg_errf(errbuf, errlen, VG_ERR_IO, "%s: read error", path);
+    }
+    vg_buf_reserve(&buf, 1);
+    buf.data[buf.len] = '\0';
+    *data = buf.data;
+    if (len)
+        *len = buf.len;
+    return VG_OK;
+}
+
+/* ---- allocation ---- */
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "vigil: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *vg_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *vg_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *vg_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *vg_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = vg_xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+/* ---- buffers ---- */
+
+void vg_buf_init(vg_buf_t *buf)
+{
+    buf->data = NULL;
+    buf->len = 0;
+    buf->cap = 0;
+}
+
+void vg_buf_free(vg_buf_t *buf)
+{
+    free(buf->data);
+    vg_buf_init(buf);
+}
+
+void vg_buf_reset(vg_buf_t *buf)
+{
+    buf->len = 0;
+    if (buf->data)
+        buf->data[0] = '\0';
+}
+
+void vg_buf_reserve(vg_buf_t *buf, size_t n)
+{
+    if (buf->len + n + 1 <= buf->cap)
+        return;
+    size_t cap = buf->cap ? buf->cap : 256;
+    while (cap < buf->len + n + 1)
+        cap *= 2;
+    buf->data = vg_xrealloc(buf->data, cap);
+    buf->cap = cap;
+}
+
+void vg_buf_append(vg_buf_t *buf, const void *data, size_t n)
+{
+    vg_buf_reserve(buf, n);
+    memcpy(buf->data + buf->len, data, n);
+    buf->len += n;
+    buf->data[buf->len] = '\0';
+}
+
+void vg_buf_puts(vg_buf_t *buf, const char *s)
+{
+    vg_buf_append(buf, s, strlen(s));
+}
+
+void vg_buf_putc(vg_buf_t *buf, char c)
+{
+    vg_buf_reserve(buf, 1);
+    buf->data[buf->len++] = c;
+    buf->data[buf->len] = '\0';
+}
+
+void vg_buf_printf(vg_buf_t *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    vg_buf_reserve(buf, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(buf->data + buf->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    buf->len += (size_t)n;
+}
+
+void vg_buf_json_str(vg_buf_t *buf, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    vg_buf_reserve(buf, n + 2);
+    buf->data[buf->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&') {
+            vg_buf_reserve(buf, 2);
+            buf->data[buf->len++] = (char)c;
+            continue;
+        }
+        /* <, > and & are escaped too, so that a record is safe to embed in HTML. */
+        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t en = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            en = 6;
+        }
+        vg_buf_append(buf, esc, en);
+    }
+    vg_buf_putc(buf, '"');
+}
+
+void vg_buf_json_num(vg_buf_t *buf, double v)
+{
+    if (!isfinite(v)) {
+        vg_buf_append(buf, "null", 4);
+        return;
+    }
+    if (v == (double)(int64_t)v && fabs(v) < 1e15) {
+        vg_buf_printf(buf, "%lld", (long long)v);
+        return;
+    }
+    char tmp[32];
+    /* Shortest of %.15g / %.17g that reads back to the same double. */
+    snprintf(tmp, sizeof(tmp), "%.15g", v);
+    if (strtod(tmp, NULL) != v)
+        snprintf(tmp, sizeof(tmp), "%.17g", v);
+    vg_buf_puts(buf, tmp);
+}
+
+/* ---- arena ---- */
+
+struct vg_arena_block {
+    vg_arena_block_t *next;
+    size_t used, size;
+    _Alignas(16) unsigned char data[];
+};
+
+void vg_arena_init(vg_arena_t *arena, size_t block_size)
+{
+    arena->head = NULL;
+    arena->block_size = block_size ? block_size : 65536;
+}
+
+void *vg_arena_alloc(vg_arena_t *arena, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    vg_arena_block_t *b = arena->head;
+    if (!b || b->used + n > b->size) {
+        size_t size = n > arena->block_size ? n : arena->block_size;
+        vg_arena_block_t *nb = vg_xmalloc(sizeof(*nb) + size);
+        nb->used = 0;
+        nb->size = size;
+        nb->next = arena->head;
+        arena->head = nb;
+        b = nb;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+char *vg_arena_strndup(vg_arena_t *arena, const char *s, size_t n)
+{
+    char *p = vg_arena_alloc(arena, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void vg_arena_reset(vg_arena_t *arena)
+{
+    vg_arena_block_t *b = arena->head;
+    if (!b)
+        return;
+    /* Keep the largest recent block: the oldest (last in list) is usually block_size. */
+    while (b->next) {
+        vg_arena_block_t *next = b->next;
+        free(b);
+        b = next;
+    }
+    b->used = 0;
+    arena->head = b;
+}
+
+void vg_arena_free(vg_arena_t *arena)
+{
+    vg_arena_block_t *b = arena->head;
+    while (b) {
+        vg_arena_block_t *next = b->next;
+        free(b);
+        b = next;
+    }
+    arena->head = NULL;
+}
