@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config git python3
   librdkafka-dev librocksdb-dev libxgboost-dev      # Kafka, state, model
-  libjansson-dev libmicrohttpd-dev zlib1g-dev        # JSON contracts, HTTP, gzip logs
+  libcjson-dev libjansson-dev                        # JSON: contracts (cJSON), manifests
+  libmicrohttpd-dev zlib1g-dev                       # HTTP, gzip logs
   libjson-c-dev                                      # the decode benchmark's comparison
   kcat                                               # a standard Kafka client for tests
   clang clang-format libclang-rt-14-dev              # fuzzing, formatting, sanitizers
