@@ -161,8 +161,8 @@ static void kafka_set(vg_config_t *config, const char *key, const char *value)
     config->nkafka++;
 }
 
-vg_err_t vg_config_set(vg_config_t *config, const char *section, const char *key,
-                       const char *value, const char *origin, char *errbuf, size_t errlen)
+vg_err_t vg_config_set(vg_config_t *config, const char *section, const char *key, const char *value,
+                       const char *origin, char *errbuf, size_t errlen)
 {
     if (strcmp(section, "kafka") == 0) {
         kafka_set(config, key, value);
@@ -177,17 +177,16 @@ vg_err_t vg_config_set(vg_config_t *config, const char *section, const char *key
             return set_value(config, i, value, origin, errbuf, errlen);
     }
     if (!known_section)
-        return vg_errf(errbuf, errlen, VG_ERR_CONFIG, "%s: unknown section [%s]", origin,
-                       section);
+        return vg_errf(errbuf, errlen, VG_ERR_CONFIG, "%s: unknown section [%s]", origin, section);
     /* List the section's keys: the user most likely mistyped one. */
     vg_buf_t b;
     vg_buf_init(&b);
     for (size_t i = 0; i < config->n; i++)
         if (strcmp(config->table[i].section, section) == 0)
             vg_buf_printf(&b, "%s%s", b.len ? ", " : "", config->table[i].key);
-    vg_err_t err = vg_errf(errbuf, errlen, VG_ERR_CONFIG,
-                           "%s: unknown key '%s' in [%s] (known: %s)", origin, key, section,
-                           b.data);
+    vg_err_t err =
+        vg_errf(errbuf, errlen, VG_ERR_CONFIG, "%s: unknown key '%s' in [%s] (known: %s)", origin,
+                key, section, b.data);
     vg_buf_free(&b);
     return err;
 }
@@ -249,13 +248,13 @@ vg_err_t vg_config_load(vg_config_t *config, const char *path, char *errbuf, siz
             *eq = '\0';
             char *key = trim(s), *value = trim(eq + 1);
             if (!*section) {
-                err = vg_errf(errbuf, errlen, VG_ERR_CONFIG,
-                              "%s: key '%s' before any [section]", where, key);
+                err = vg_errf(errbuf, errlen, VG_ERR_CONFIG, "%s: key '%s' before any [section]",
+                              where, key);
                 break;
             }
             if (!*key) {
-                err = vg_errf(errbuf, errlen, VG_ERR_CONFIG, "%s: expected a key before '='",
-                              where);
+                err =
+                    vg_errf(errbuf, errlen, VG_ERR_CONFIG, "%s: expected a key before '='", where);
                 break;
             }
             if ((err = vg_config_set(config, section, key, value, where, errbuf, errlen)))

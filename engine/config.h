@@ -53,8 +53,8 @@ vg_err_t vg_config_load(vg_config_t *config, const char *path, char *errbuf, siz
  * Sets "section.key" (or a [kafka] property as "kafka.PROP") from origin (e.g. "--state"),
  * overriding the file. Errors name the origin: "--batch-ms: expected a duration ...".
  */
-vg_err_t vg_config_set(vg_config_t *config, const char *section, const char *key,
-                       const char *value, const char *origin, char *errbuf, size_t errlen);
+vg_err_t vg_config_set(vg_config_t *config, const char *section, const char *key, const char *value,
+                       const char *origin, char *errbuf, size_t errlen);
 
 /* Typed getters; the option must be in the table with that type (asserted). */
 const char *vg_config_str(const vg_config_t *config, const char *section, const char *key);

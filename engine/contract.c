@@ -21,8 +21,8 @@
 #define VG_MAX_DEPTH 64
 
 static const char *const std_names[VG_F_NSTD] = {
-    "txn_id",      "card_id",  "customer_id", "merchant_id", "terminal_id", "currency",
-    "mcc",         "country",  "channel",     "device_id",   "ip",
+    "txn_id", "card_id", "customer_id", "merchant_id", "terminal_id", "currency",
+    "mcc",    "country", "channel",     "device_id",   "ip",
 };
 
 void vg_schema_init(vg_schema_t *schema)
@@ -161,8 +161,8 @@ static vg_err_t parse(const char *data, size_t len, cJSON **root, char *reason, 
     cJSON *v = cJSON_ParseWithLengthOpts(data, len, &end, 0);
     size_t off = end ? (size_t)(end - data) : 0;
     if (v) {
-        while (off < len && (data[off] == ' ' || data[off] == '\t' || data[off] == '\n' ||
-                             data[off] == '\r'))
+        while (off < len &&
+               (data[off] == ' ' || data[off] == '\t' || data[off] == '\n' || data[off] == '\r'))
             off++;
     }
     if (!v || off < len) {
@@ -171,13 +171,13 @@ static vg_err_t parse(const char *data, size_t len, cJSON **root, char *reason, 
             off = len;
         line_col(data, off, &line, &col);
         if (off >= len)
-            err = vg_errf(reason, reasonlen, VG_ERR_INPUT,
-                          "invalid JSON at line %d column %d: unexpected end of message", line,
-                          col);
+            err =
+                vg_errf(reason, reasonlen, VG_ERR_INPUT,
+                        "invalid JSON at line %d column %d: unexpected end of message", line, col);
         else
             err = vg_errf(reason, reasonlen, VG_ERR_INPUT,
-                          "invalid JSON at line %d column %d, near '%.12s'", line, col,
-                          data + off);
+                          "invalid JSON at line %d column %d, near '%.*s'", line, col,
+                          (int)(len - off < 12 ? len - off : 12), data + off);
         cJSON_Delete(v);
         return err;
     }
@@ -196,8 +196,8 @@ static vg_err_t parse(const char *data, size_t len, cJSON **root, char *reason, 
     for (cJSON *a = v->child; a; a = a->next)
         for (cJSON *b = a->next; b; b = b->next)
             if (a->string[0] == b->string[0] && strcmp(a->string, b->string) == 0) {
-                err = vg_errf(reason, reasonlen, VG_ERR_INPUT, "duplicate key \"%.40s\"",
-                              a->string);
+                err =
+                    vg_errf(reason, reasonlen, VG_ERR_INPUT, "duplicate key \"%.40s\"", a->string);
                 cJSON_Delete(v);
                 return err;
             }
@@ -286,8 +286,7 @@ static vg_err_t take_ts(const cJSON *v, int64_t *ms, char *reason, size_t reason
 {
     if (!v)
         return vg_errf(reason, reasonlen, VG_ERR_INPUT, "missing field ts");
-    if (cJSON_IsString(v) &&
-        vg_time_parse(v->valuestring, strlen(v->valuestring), ms) == VG_OK)
+    if (cJSON_IsString(v) && vg_time_parse(v->valuestring, strlen(v->valuestring), ms) == VG_OK)
         return VG_OK;
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
@@ -318,8 +317,8 @@ static vg_err_t take_coord(const cJSON *v, const char *name, double limit, doubl
                    name, limit, limit, text);
 }
 
-vg_err_t vg_txn_decode(const vg_schema_t *schema, const char *data, size_t len,
-                       vg_arena_t *arena, vg_txn_t *txn, char *reason, size_t reasonlen)
+vg_err_t vg_txn_decode(const vg_schema_t *schema, const char *data, size_t len, vg_arena_t *arena,
+                       vg_txn_t *txn, char *reason, size_t reasonlen)
 {
     cJSON *root;
     vg_err_t err = parse(data, len, &root, reason, reasonlen);
@@ -364,8 +363,8 @@ vg_err_t vg_txn_decode(const vg_schema_t *schema, const char *data, size_t len,
     if (!(txn->amount >= 0) || !isfinite(txn->amount)) {
         char text[48];
         value_text(amount, text, sizeof(text));
-        err = vg_errf(reason, reasonlen, VG_ERR_INPUT, "amount must be a number >= 0, got %s",
-                      text);
+        err =
+            vg_errf(reason, reasonlen, VG_ERR_INPUT, "amount must be a number >= 0, got %s", text);
         goto out;
     }
     if ((err = take_coord(lat, "lat", 90, &txn->lat, reason, reasonlen)) ||
@@ -410,8 +409,7 @@ vg_err_t vg_label_decode(const char *data, size_t len, vg_arena_t *arena, vg_lab
                         reasonlen)) ||
         (err = take_str(MEMBER("analyst"), "analyst", 0, arena, &label->analyst, NULL, reason,
                         reasonlen)) ||
-        (err = take_str(MEMBER("note"), "note", 0, arena, &label->note, NULL, reason,
-                        reasonlen)))
+        (err = take_str(MEMBER("note"), "note", 0, arena, &label->note, NULL, reason, reasonlen)))
         goto out;
 #undef MEMBER
 out:

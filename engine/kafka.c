@@ -178,3 +178,346 @@ void vg_producer_free(vg_producer_t *p)
     rd_kafka_destroy(p->rk);
     free(p);
 }
+
+vg_err_t vg_producer_send_h(vg_producer_t *p, const char *topic, const void *key, size_t keylen,
+                            const void *value, size_t valuelen, const vg_kheader_t *headers,
+                            size_t nheaders, char *errbuf, size_t errlen)
+{
+    if (nheaders == 0)
+        return vg_producer_send(p, topic, key, keylen, value, valuelen, errbuf, errlen);
+    for (;;) {
+        /* producev takes ownership of the headers only on success. */
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(nheaders);
+        for (size_t i = 0; i < nheaders; i++)
+            rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+                                (ssize_t)headers[i].len);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+            RD_KAFKA_V_VALUE((void *)value, valuelen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (!err)
+            break;
+        rd_kafka_headers_destroy(hdrs);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "produce to %s: %s", topic,
+                           rd_kafka_err2str(err));
+        rd_kafka_poll(p->rk, 10);
+    }
+    rd_kafka_poll(p->rk, 0);
+    return VG_OK;
+}
+
+/* ---- consumer ---- */
+
+#define VG_MAX_TOPICS 8
+
+struct vg_consumer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    const char *const *topics;
+    size_t ntopics;
+    vg_rebalance_cb_t *rebalance_cb;
+    void *opaque;
+    rd_kafka_message_t **held; /* messages lent out by the last poll */
+    size_t nheld, capheld;
+    uint64_t offset_resets;
+};
+
+static int topic_index(const vg_consumer_t *c, const char *topic)
+{
+    for (size_t i = 0; i < c->ntopics; i++)
+        if (strcmp(c->topics[i], topic) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    vg_consumer_t *c = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    vg_assignment_t *a = vg_xcalloc((size_t)parts->cnt + 1, sizeof(*a));
+    for (int i = 0; i < parts->cnt; i++) {
+        a[i].topic_idx = topic_index(c, parts->elems[i].topic);
+        a[i].partition = parts->elems[i].partition;
+        a[i].committed = -1;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_resp_err_t cerr = rd_kafka_committed(rk, parts, 30000);
+        if (cerr)
+            vg_error("kafka", "cannot read committed offsets on assignment: %s",
+                     rd_kafka_err2str(cerr));
+        for (int i = 0; i < parts->cnt; i++) {
+            a[i].committed = parts->elems[i].offset >= 0 ? parts->elems[i].offset : -1;
+            a[i].start = a[i].committed;
+        }
+        if (c->rebalance_cb)
+            c->rebalance_cb(c->opaque, 0, a, (size_t)parts->cnt);
+        for (int i = 0; i < parts->cnt; i++)
+            parts->elems[i].offset = a[i].start >= 0 ? a[i].start : RD_KAFKA_OFFSET_INVALID;
+        vg_info("kafka", "assigned %d partition(s) (%s)", parts->cnt,
+                cooperative ? "cooperative" : "eager");
+        rd_kafka_error_t *error = NULL;
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (error) {
+            vg_error("kafka", "assign: %s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+    } else {
+        if (c->rebalance_cb)
+            c->rebalance_cb(c->opaque, 1, a, (size_t)parts->cnt);
+        vg_info("kafka", "revoked %d partition(s)", parts->cnt);
+        if (cooperative) {
+            rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
+            if (error)
+                rd_kafka_error_destroy(error);
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+    }
+    free(a);
+}
+
+vg_consumer_t *vg_consumer_new(const char *brokers, const char *group, const char *const *topics,
+                               size_t ntopics, const vg_kprop_t *props, size_t nprops,
+                               vg_rebalance_cb_t *cb, void *opaque, char *errbuf, size_t errlen)
+{
+    vg_consumer_t *c = vg_xcalloc(1, sizeof(*c));
+    c->topics = topics;
+    c->ntopics = ntopics;
+    c->rebalance_cb = cb;
+    c->opaque = opaque;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char rderr[256];
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    if (conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) ||
+        conf_set(conf, "group.id", group, errbuf, errlen) ||
+        conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
+        conf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
+        conf_set(conf, "isolation.level", "read_committed", errbuf, errlen) ||
+        conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errbuf, errlen) ||
+        conf_set(conf, "fetch.wait.max.ms", "10", errbuf, errlen))
+        goto fail;
+    for (size_t i = 0; i < nprops; i++)
+        if (conf_set(conf, props[i].key, props[i].value, errbuf, errlen))
+            goto fail;
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
+    if (!c->rk) {
+        vg_errf(errbuf, errlen, VG_ERR_KAFKA, "cannot create consumer: %s", rderr);
+        goto fail;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(c->rk);
+    c->queue = rd_kafka_queue_get_consumer(c->rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)ntopics);
+    for (size_t i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err) {
+        vg_errf(errbuf, errlen, VG_ERR_KAFKA, "subscribe: %s", rd_kafka_err2str(err));
+        goto fail;
+    }
+    return c;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    vg_consumer_free(c);
+    return NULL;
+}
+
+static void release_held(vg_consumer_t *c)
+{
+    for (size_t i = 0; i < c->nheld; i++)
+        rd_kafka_message_destroy(c->held[i]);
+    c->nheld = 0;
+}
+
+size_t vg_consumer_poll(vg_consumer_t *c, vg_msg_t *msgs, size_t max, int timeout_ms)
+{
+    release_held(c);
+    if (c->capheld < max) {
+        c->held = vg_xrealloc(c->held, max * sizeof(*c->held));
+        c->capheld = max;
+    }
+    ssize_t got = rd_kafka_consume_batch_queue(c->queue, timeout_ms, c->held, max);
+    if (got < 0)
+        return 0;
+    size_t n = 0;
+    for (ssize_t i = 0; i < got; i++) {
+        rd_kafka_message_t *m = c->held[i];
+        if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                c->offset_resets++;
+                vg_error("kafka",
+                         "DATA LOSS: offset out of range on %s [%d] at offset %lld: messages "
+                         "were deleted before they were read (%s)",
+                         m->rkt ? rd_kafka_topic_name(m->rkt) : "?", (int)m->partition,
+                         (long long)m->offset, rd_kafka_message_errstr(m));
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                vg_warn("kafka", "consumer: %s", rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        c->held[n] = m;
+        vg_msg_t *out = &msgs[n++];
+        out->topic = rd_kafka_topic_name(m->rkt);
+        out->topic_idx = topic_index(c, out->topic);
+        out->partition = m->partition;
+        out->offset = m->offset;
+        out->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+        out->key = m->key;
+        out->keylen = m->key_len;
+        out->value = m->payload;
+        out->len = m->len;
+    }
+    c->nheld = n;
+    return n;
+}
+
+static rd_kafka_topic_partition_list_t *offsets_list(const vg_consumer_t *c,
+                                                     const vg_assignment_t *o, size_t n)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, c->topics[o[i].topic_idx], o[i].partition)->offset =
+            o[i].start;
+    return l;
+}
+
+vg_err_t vg_consumer_commit(vg_consumer_t *c, const vg_assignment_t *offsets, size_t n,
+                            char *errbuf, size_t errlen)
+{
+    if (n == 0)
+        return VG_OK;
+    rd_kafka_topic_partition_list_t *l = offsets_list(c, offsets, n);
+    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err)
+        return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "commit offsets: %s", rd_kafka_err2str(err));
+    return VG_OK;
+}
+
+int64_t vg_consumer_lag(vg_consumer_t *c, int topic_idx)
+{
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (rd_kafka_assignment(c->rk, &assigned) || !assigned)
+        return -1;
+    rd_kafka_position(c->rk, assigned);
+    int64_t lag = 0;
+    for (int i = 0; i < assigned->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &assigned->elems[i];
+        if (topic_index(c, tp->topic) != topic_idx)
+            continue;
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &lo, &hi))
+            continue;
+        int64_t pos = tp->offset >= 0 ? tp->offset : lo;
+        if (hi > pos)
+            lag += hi - pos;
+    }
+    rd_kafka_topic_partition_list_destroy(assigned);
+    return lag;
+}
+
+uint64_t vg_consumer_offset_resets(const vg_consumer_t *c)
+{
+    return c->offset_resets;
+}
+
+void vg_consumer_free(vg_consumer_t *c)
+{
+    if (!c)
+        return;
+    release_held(c);
+    free(c->held);
+    if (c->queue)
+        rd_kafka_queue_destroy(c->queue);
+    if (c->rk) {
+        rd_kafka_consumer_close(c->rk);
+        rd_kafka_destroy(c->rk);
+    }
+    free(c);
+}
+
+/* ---- transactions ---- */
+
+/* Translates an rd_kafka_error_t (consumed) into errbuf. */
+static vg_err_t txn_error(rd_kafka_error_t *error, const char *what, char *errbuf, size_t errlen)
+{
+    vg_err_t err =
+        vg_errf(errbuf, errlen, VG_ERR_KAFKA, "%s: %s%s", what, rd_kafka_error_string(error),
+                rd_kafka_error_is_fatal(error) ? " (fatal)" : "");
+    rd_kafka_error_destroy(error);
+    return err;
+}
+
+vg_producer_t *vg_producer_new_txn(const char *brokers, const char *txn_id, const vg_kprop_t *props,
+                                   size_t nprops, char *errbuf, size_t errlen)
+{
+    vg_kprop_t *all = vg_xcalloc(nprops + 2, sizeof(*all));
+    all[0] = (vg_kprop_t){"transactional.id", txn_id};
+    all[1] = (vg_kprop_t){"transaction.timeout.ms", "60000"};
+    for (size_t i = 0; i < nprops; i++)
+        all[i + 2] = props[i];
+    vg_producer_t *p = vg_producer_new(brokers, all, nprops + 2, errbuf, errlen);
+    free(all);
+    if (!p)
+        return NULL;
+    rd_kafka_error_t *error = rd_kafka_init_transactions(p->rk, 60000);
+    if (error) {
+        txn_error(error, "init transactions", errbuf, errlen);
+        vg_producer_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+vg_err_t vg_producer_begin(vg_producer_t *p, char *errbuf, size_t errlen)
+{
+    rd_kafka_error_t *error = rd_kafka_begin_transaction(p->rk);
+    return error ? txn_error(error, "begin transaction", errbuf, errlen) : VG_OK;
+}
+
+vg_err_t vg_producer_commit(vg_producer_t *p, vg_consumer_t *c, const vg_assignment_t *offsets,
+                            size_t n, char *errbuf, size_t errlen)
+{
+    rd_kafka_error_t *error = NULL;
+    if (n > 0) {
+        rd_kafka_topic_partition_list_t *l = offsets_list(c, offsets, n);
+        rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(c->rk);
+        error = rd_kafka_send_offsets_to_transaction(p->rk, l, cgmd, 30000);
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (!error)
+        error = rd_kafka_commit_transaction(p->rk, 60000);
+    if (!error && p->failed) /* a delivery failed inside the transaction: it must not stand */
+        return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "delivery failed in transaction: %s",
+                       p->last_error);
+    if (!error)
+        return VG_OK;
+    int fatal = rd_kafka_error_is_fatal(error);
+    vg_err_t err = txn_error(error, "commit transaction", errbuf, errlen);
+    if (!fatal) {
+        char abort_err[VG_ERRLEN];
+        if (vg_producer_abort(p, abort_err, sizeof(abort_err)))
+            vg_error("kafka", "%s", abort_err);
+    }
+    return err;
+}
+
+vg_err_t vg_producer_abort(vg_producer_t *p, char *errbuf, size_t errlen)
+{
+    rd_kafka_error_t *error = rd_kafka_abort_transaction(p->rk, 60000);
+    p->failed = 0;
+    return error ? txn_error(error, "abort transaction", errbuf, errlen) : VG_OK;
+}

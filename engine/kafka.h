@@ -55,4 +55,92 @@ vg_err_t vg_producer_flush(vg_producer_t *producer, int timeout_ms, char *errbuf
 void vg_producer_counts(const vg_producer_t *producer, uint64_t *delivered, uint64_t *failed);
 void vg_producer_free(vg_producer_t *producer);
 
+/* A header on a produced message (dead letters carry the reason and the source position). */
+typedef struct vg_kheader {
+    const char *name;
+    const void *value;
+    size_t len;
+} vg_kheader_t;
+
+/* Like vg_producer_send(), with headers. */
+vg_err_t vg_producer_send_h(vg_producer_t *producer, const char *topic, const void *key,
+                            size_t keylen, const void *value, size_t valuelen,
+                            const vg_kheader_t *headers, size_t nheaders, char *errbuf,
+                            size_t errlen);
+
+/* ---- consumer ---- */
+
+typedef struct vg_consumer vg_consumer_t;
+
+/* One consumed message, borrowed: valid until the next vg_consumer_poll() or _free(). */
+typedef struct vg_msg {
+    const char *topic;
+    int topic_idx; /* index into the topics given to vg_consumer_new() */
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* the message's Kafka timestamp, -1 if none */
+    const void *key;
+    size_t keylen;
+    const void *value;
+    size_t len;
+} vg_msg_t;
+
+/* A partition the group just gave us, with the group's committed offset (-1 if none). */
+typedef struct vg_assignment {
+    int topic_idx;
+    int32_t partition;
+    int64_t committed;
+    int64_t start; /* set by the callback: where to start reading; default = committed */
+} vg_assignment_t;
+
+/*
+ * Called from within vg_consumer_poll() when partitions are assigned (revoked = 0) or revoked
+ * (revoked = 1). On assignment the callback may set each start offset (e.g. earlier than
+ * the committed offset, to rebuild state); nothing is in flight when it runs.
+ */
+typedef void(vg_rebalance_cb_t)(void *opaque, int revoked, vg_assignment_t *parts, size_t n);
+
+/*
+ * Joins consumer group `group` and subscribes to `topics` (borrowed, must outlive the
+ * consumer) with the cooperative-sticky assignor, auto-commit off, isolation.level
+ * read_committed, and props applied last.
+ */
+vg_consumer_t *vg_consumer_new(const char *brokers, const char *group, const char *const *topics,
+                               size_t ntopics, const vg_kprop_t *props, size_t nprops,
+                               vg_rebalance_cb_t *rebalance_cb, void *opaque, char *errbuf,
+                               size_t errlen);
+/*
+ * Fills up to max messages, waiting at most timeout_ms for the first. Consumer errors are
+ * logged and counted, not returned: out-of-range offsets (data gone before it was read) are
+ * logged as errors and counted in *offset_resets.
+ */
+size_t vg_consumer_poll(vg_consumer_t *consumer, vg_msg_t *msgs, size_t max, int timeout_ms);
+/* Commits offsets (next offsets to read) outside a transaction (at_least_once mode). */
+vg_err_t vg_consumer_commit(vg_consumer_t *consumer, const vg_assignment_t *offsets, size_t n,
+                            char *errbuf, size_t errlen);
+/* High watermark minus position per partition, summed; -1 if unknown. For metrics. */
+int64_t vg_consumer_lag(vg_consumer_t *consumer, int topic_idx);
+/* Out-of-range offset resets seen so far (an incident: data was lost before it was read). */
+uint64_t vg_consumer_offset_resets(const vg_consumer_t *consumer);
+/* Leaves the group cleanly and frees. */
+void vg_consumer_free(vg_consumer_t *consumer);
+
+/* ---- transactions (exactly once) ---- */
+
+/*
+ * A transactional producer with transactional.id `txn_id`; init_transactions() is done here,
+ * fencing any older instance with the same id.
+ */
+vg_producer_t *vg_producer_new_txn(const char *brokers, const char *txn_id, const vg_kprop_t *props,
+                                   size_t nprops, char *errbuf, size_t errlen);
+vg_err_t vg_producer_begin(vg_producer_t *producer, char *errbuf, size_t errlen);
+/*
+ * Adds the consumer's offsets (next offset per partition) to the open transaction and
+ * commits it. On failure the transaction is aborted and VG_ERR_KAFKA returned: the caller
+ * must rewind to its last committed point. A fatal error (fenced) is logged as such.
+ */
+vg_err_t vg_producer_commit(vg_producer_t *producer, vg_consumer_t *consumer,
+                            const vg_assignment_t *offsets, size_t n, char *errbuf, size_t errlen);
+vg_err_t vg_producer_abort(vg_producer_t *producer, char *errbuf, size_t errlen);
+
 #endif

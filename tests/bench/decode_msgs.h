@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const bench_fields[] = {"txn_id", "card_id",  "customer_id", "merchant_id",
-                                           "terminal_id", "currency", "mcc", "country",
-                                           "channel", "device_id", "ip", "ts",
-                                           "amount", "lat", "lon"};
+static const char *const bench_fields[] = {"txn_id",      "card_id",   "customer_id", "merchant_id",
+                                           "terminal_id", "currency",  "mcc",         "country",
+                                           "channel",     "device_id", "ip",          "ts",
+                                           "amount",      "lat",       "lon"};
 #define BENCH_NFIELDS (sizeof(bench_fields) / sizeof(bench_fields[0]))
 
 /* Message i into buf; returns its length. */

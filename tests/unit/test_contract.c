@@ -15,8 +15,8 @@ static const char *txn_reason(const char *s, vg_txn_t *txn)
 {
     static char reason[VG_ERRLEN];
     vg_txn_t tmp;
-    vg_err_t err = vg_txn_decode(&schema, s, strlen(s), &arena, txn ? txn : &tmp, reason,
-                                 sizeof(reason));
+    vg_err_t err =
+        vg_txn_decode(&schema, s, strlen(s), &arena, txn ? txn : &tmp, reason, sizeof(reason));
     if (err == VG_OK)
         return "ok";
     if (err != VG_ERR_INPUT)
@@ -28,8 +28,8 @@ static const char *label_reason(const char *s, vg_label_t *label)
 {
     static char reason[VG_ERRLEN];
     vg_label_t tmp;
-    vg_err_t err = vg_label_decode(s, strlen(s), &arena, label ? label : &tmp, reason,
-                                   sizeof(reason));
+    vg_err_t err =
+        vg_label_decode(s, strlen(s), &arena, label ? label : &tmp, reason, sizeof(reason));
     return err == VG_OK ? "ok" : reason;
 }
 
@@ -265,8 +265,7 @@ static void test_labels(void)
                  "label must be \"fraud\" or \"legit\", got \"maybe\"");
     VG_CHECK_STR(label_reason("{\"label\":\"fraud\",\"ts\":5}", NULL), "missing field txn_id");
     VG_CHECK_STR(label_reason("{\"txn_id\":\"t1\",\"ts\":5}", NULL), "missing field label");
-    VG_CHECK_STR(label_reason("{\"txn_id\":\"t1\",\"label\":\"fraud\"}", NULL),
-                 "missing field ts");
+    VG_CHECK_STR(label_reason("{\"txn_id\":\"t1\",\"label\":\"fraud\"}", NULL), "missing field ts");
 }
 
 static void test_time_helpers(void)

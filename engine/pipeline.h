@@ -1,0 +1,114 @@
+/*
+ * pipeline.h - decode -> features -> rules -> model -> decide -> encode, over micro-batches.
+ *
+ * The one pipeline behind both `vigil run` (Kafka) and `vigil replay` (files): the callers
+ * only move bytes in and out, so a replay of a log gives the decisions the live run gave.
+ *
+ * A batch is processed in input order: each transaction's features are computed over the
+ * state left by everything before it in the batch (labels included), then rules, model and
+ * decisions are evaluated for the whole batch at once (one model call per batch).
+ * Outputs go to a sink in input order, so their order is deterministic too.
+ */
+#ifndef VG_PIPELINE_H
+#define VG_PIPELINE_H
+
+#include "engine/common.h"
+#include "engine/contract.h"
+
+typedef struct vg_pipeline_opts {
+    const char *catalog_path;     /* required */
+    const char *rules_path;       /* NULL: no rules (every decision is allow) */
+    const char *lists_dir;        /* NULL: the rules file's directory */
+    const char *model_dir;        /* NULL: no model (score null) */
+    const char *shadow_model_dir; /* NULL: no challenger */
+    const char *state_dir;        /* required: RocksDB directory */
+    size_t cache_bytes;           /* 0: the state store's default */
+    int reasons;                  /* top contributions on review/block decisions (0 = none) */
+    double review_sample_rate;    /* share of allowed transactions also sent to review */
+    double review_near_threshold; /* scores within this of a score rule's threshold: review
+                                     sample too (0 = off) */
+} vg_pipeline_opts_t;
+
+void vg_pipeline_opts_default(vg_pipeline_opts_t *opts);
+
+typedef enum vg_input_kind { VG_IN_TXN = 0, VG_IN_LABEL = 1 } vg_input_kind_t;
+
+/* One input message, borrowed for the duration of vg_pipeline_process(). */
+typedef struct vg_input {
+    vg_input_kind_t kind;
+    const char *data;
+    size_t len;
+    int32_t partition; /* source position, for dead-letter headers; -1 for files */
+    int64_t offset;
+    int64_t timestamp_ms; /* source timestamp (Kafka), -1 if none */
+    int emit;             /* 0: update state only (rebuilding state after a crash) */
+} vg_input_t;
+
+typedef enum vg_output_kind {
+    VG_OUT_DECISION = 0, /* topic decisions, key card_id */
+    VG_OUT_REVIEW = 1,   /* topic review, key card_id: a case for analysts */
+    VG_OUT_DLQ = 2,      /* topic transactions.dlq: the original bytes, reason in `reason` */
+} vg_output_kind_t;
+
+typedef struct vg_output {
+    vg_output_kind_t kind;
+    const char *key;
+    size_t keylen;
+    const char *value;
+    size_t len;
+    const vg_input_t *input; /* what produced it */
+    const char *reason;      /* VG_OUT_DLQ only */
+    int action;              /* VG_OUT_DECISION/REVIEW: the vg_action_t */
+} vg_output_t;
+
+/* Receives outputs; a non-VG_OK return stops the batch and is returned by process(). */
+typedef struct vg_sink {
+    void *opaque;
+    vg_err_t (*emit)(void *opaque, const vg_output_t *out);
+} vg_sink_t;
+
+/* Counters since start, for metrics and summaries. */
+typedef struct vg_pipeline_stats {
+    uint64_t transactions, labels, labels_unknown, dead_letters;
+    uint64_t decisions[3]; /* by vg_action_t */
+    uint64_t reviews, review_samples;
+    uint64_t rules_reloads, rules_reload_failures, model_reloads, model_reload_failures;
+    uint64_t *rule_hits; /* per rule of the current rule set; vg_pipeline_rule_count() long */
+    uint64_t recovered;  /* transactions replayed into state without emitting */
+} vg_pipeline_stats_t;
+
+typedef struct vg_pipeline vg_pipeline_t;
+
+/* Loads catalogue, rules, model(s) and opens the state. NULL + errbuf on error. */
+vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, size_t errlen);
+void vg_pipeline_free(vg_pipeline_t *pipeline);
+
+/* Processes one micro-batch. Errors are sink or state failures, never bad input. */
+vg_err_t vg_pipeline_process(vg_pipeline_t *pipeline, const vg_input_t *in, size_t n,
+                             const vg_sink_t *sink, char *errbuf, size_t errlen);
+
+/* Commits state changed since the last commit, with the caller's offsets blob, atomically. */
+vg_err_t vg_pipeline_commit(vg_pipeline_t *pipeline, const void *offsets, size_t len, char *errbuf,
+                            size_t errlen);
+/* The offsets blob of the last state commit (malloc'd; NULL/0 if none). */
+vg_err_t vg_pipeline_offsets(vg_pipeline_t *pipeline, void **blob, size_t *len);
+/* Drops uncommitted state and reopens the store (after an aborted Kafka transaction). */
+vg_err_t vg_pipeline_rollback(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
+
+/*
+ * Reloads rules (and their lists) and models if their files changed, or always if force.
+ * A valid new version replaces the old; a bad one leaves the old serving, is logged and
+ * counted. Call between batches.
+ */
+void vg_pipeline_reload(vg_pipeline_t *pipeline, int force);
+
+const vg_pipeline_stats_t *vg_pipeline_stats(const vg_pipeline_t *pipeline);
+size_t vg_pipeline_rule_count(const vg_pipeline_t *pipeline);
+const char *vg_pipeline_rule_id(const vg_pipeline_t *pipeline, size_t i);
+const char *vg_pipeline_catalog_version(const vg_pipeline_t *pipeline);
+const char *vg_pipeline_rules_version(const vg_pipeline_t *pipeline); /* NULL: no rules */
+const char *vg_pipeline_model_version(const vg_pipeline_t *pipeline); /* NULL: no model */
+/* Number of entities in state per entity type, as "type=count" lines, for metrics. */
+void vg_pipeline_state_stats(vg_pipeline_t *pipeline, vg_buf_t *out);
+
+#endif
