@@ -416,3 +416,58 @@ out:
     cJSON_Delete(root);
     return err;
 }
+
+/* Skips a JSON string starting at data[i] == '"'; returns the index after its closing quote. */
+static size_t skip_string(const char *data, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (data[i] == '\\')
+            i++;
+        else if (data[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
+vg_err_t vg_peek_ts(const char *data, size_t len, int64_t *ms)
+{
+    int depth = 0;
+    size_t i = 0;
+    while (i < len) {
+        char c = data[i];
+        if (c == '"') {
+            size_t start = i;
+            i = skip_string(data, len, i);
+            if (depth != 1 || i - start != 4 || memcmp(data + start, "\"ts\"", 4) != 0)
+                continue;
+            while (i < len &&
+                   (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+                i++;
+            if (i >= len || data[i] != ':')
+                continue; /* "ts" as a value, not a key */
+            i++;
+            while (i < len && (data[i] == ' ' || data[i] == '\t'))
+                i++;
+            if (i < len && data[i] == '"') {
+                size_t end = skip_string(data, len, i);
+                return vg_time_parse(data + i + 1, end - i - 2, ms);
+            }
+            int64_t v = 0;
+            size_t digits = 0;
+            while (i < len && data[i] >= '0' && data[i] <= '9' && digits < 16) {
+                v = v * 10 + (data[i++] - '0');
+                digits++;
+            }
+            if (!digits)
+                return VG_ERR_INPUT;
+            *ms = v;
+            return VG_OK;
+        }
+        if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']')
+            depth--;
+        i++;
+    }
+    return VG_ERR_INPUT;
+}

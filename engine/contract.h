@@ -83,4 +83,11 @@ vg_err_t vg_txn_decode(const vg_schema_t *schema, const char *data, size_t len, 
 vg_err_t vg_label_decode(const char *data, size_t len, vg_arena_t *arena, vg_label_t *label,
                          char *reason, size_t reasonlen);
 
+/*
+ * Reads the top-level "ts" of a JSON object without a full parse (for merging logs in event
+ * time before the pipeline decodes them). VG_ERR_INPUT if there is none or it is malformed;
+ * the pipeline's full decode then gives the precise reason.
+ */
+vg_err_t vg_peek_ts(const char *data, size_t len, int64_t *ms);
+
 #endif

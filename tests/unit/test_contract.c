@@ -315,6 +315,21 @@ static void test_json_encoding(void)
     vg_buf_free(&b);
 }
 
+static void test_peek_ts(void)
+{
+    int64_t ms = 0;
+    const char *a = "{\"x\":{\"ts\":5},\"note\":\"\\\"ts\\\":7\",\"ts\" : 1522540800000}";
+    VG_CHECK_INT(vg_peek_ts(a, strlen(a), &ms), VG_OK);
+    VG_CHECK_INT(ms, 1522540800000LL);
+    const char *b = "{\"ts\":\"2018-04-01T00:00:01Z\",\"card_id\":\"c\"}";
+    VG_CHECK_INT(vg_peek_ts(b, strlen(b), &ms), VG_OK);
+    VG_CHECK_INT(ms, 1522540801000LL);
+    const char *c = "{\"a\":\"ts\",\"b\":[\"ts\"]}";
+    VG_CHECK_INT(vg_peek_ts(c, strlen(c), &ms), VG_ERR_INPUT);
+    const char *d = "{\"ts\":\"soon\"}";
+    VG_CHECK_INT(vg_peek_ts(d, strlen(d), &ms), VG_ERR_INPUT);
+}
+
 int main(void)
 {
     vg_schema_init(&schema);
@@ -328,6 +343,7 @@ int main(void)
     VG_RUN(test_labels);
     VG_RUN(test_time_helpers);
     VG_RUN(test_json_encoding);
+    VG_RUN(test_peek_ts);
     vg_arena_free(&arena);
     vg_schema_free(&schema);
     return vg_test_done();
