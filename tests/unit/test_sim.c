@@ -197,30 +197,35 @@ static void test_invariants(void)
     VG_CHECK_INT(changed_not_s3, 0);
 
     /* scenario 3 takes exactly a third (rounded down) of the union of the compromised
-     * customers' handbook transactions: check it on the first day, before any overlap */
-    uint32_t k;
-    const uint32_t *cc = vg_sim_compromised(sim, VG_SIM_COMPROMISED_CUSTOMER, 0, &k);
-    VG_CHECK_INT(k, 3);
-    size_t in_window = 0, taken = 0;
-    for (size_t i = 0; i < n; i++) {
-        const vg_sim_txn_t *tx = vg_sim_txn(sim, i);
-        if (tx->day >= 14 || tx->scenario >= VG_SIM_CARD_TESTING)
-            continue;
-        if (tx->customer == cc[0] || tx->customer == cc[1] || tx->customer == cc[2]) {
-            in_window++;
-            taken += tx->amount_cents != tx->base_cents;
+     * customers' handbook transactions over 14 days: check every compromise whose customers
+     * no other compromise touches within 13 days either side (others could take more) */
+    size_t checked = 0, bad_third = 0;
+    for (uint32_t d = 0; d + 14 <= o.days; d++) {
+        uint32_t k, k2;
+        const uint32_t *cc = vg_sim_compromised(sim, VG_SIM_COMPROMISED_CUSTOMER, d, &k);
+        int overlap = 0;
+        for (uint32_t e = d >= 13 ? d - 13 : 0; e < d + 14 && e < o.days; e++) {
+            const uint32_t *v = vg_sim_compromised(sim, VG_SIM_COMPROMISED_CUSTOMER, e, &k2);
+            for (uint32_t j = 0; j < k2 && e != d; j++)
+                overlap |= v[j] == cc[0] || v[j] == cc[1] || v[j] == cc[2];
         }
+        if (overlap)
+            continue;
+        size_t in_window = 0, taken = 0;
+        for (size_t i = 0; i < n; i++) {
+            const vg_sim_txn_t *tx = vg_sim_txn(sim, i);
+            if (tx->day < d || tx->day >= d + 14 || tx->scenario >= VG_SIM_CARD_TESTING)
+                continue;
+            if (tx->customer == cc[0] || tx->customer == cc[1] || tx->customer == cc[2]) {
+                in_window++;
+                taken += tx->scenario == VG_SIM_COMPROMISED_CUSTOMER;
+            }
+        }
+        bad_third += taken != in_window / 3;
+        checked++;
     }
-    /* later compromises of the same customers could take more: none in this seed */
-    int overlap = 0;
-    for (uint32_t d = 1; d < 14; d++) {
-        const uint32_t *v = vg_sim_compromised(sim, VG_SIM_COMPROMISED_CUSTOMER, d, &k);
-        for (uint32_t j = 0; j < k; j++)
-            overlap |= v[j] == cc[0] || v[j] == cc[1] || v[j] == cc[2];
-    }
-    VG_CHECK(!overlap);
-    VG_CHECK(in_window > 0);
-    VG_CHECK_INT(taken, in_window / 3);
+    VG_CHECK(checked >= 10);
+    VG_CHECK_INT(bad_third, 0);
 
     /* card testing: per burst (same card, same fraud device, one day), tiny ecom payments
      * 5-60 s apart, then one large payment; account takeover: a fraud device, ecom, at least
