@@ -3,15 +3,15 @@
  * Detection Handbook (Le Borgne et al., chapter 3, "Simulated dataset"), plus two fraud
  * scenarios the handbook lacks (card testing, account takeover).
  *
- * vg_sim_new() generates the whole dataset in memory (about 40 bytes per transaction:
- * 70 MB for the default 1.75M), because the handbook's third scenario picks a third of a
- * customer's transactions over the next 14 days, which needs them all at hand. After that,
- * transactions are read in time order by index, and transactions and labels interleaved
- * in time order through vg_sim_next().
+ * vg_sim_new() generates the whole dataset in memory (48 bytes per transaction, 85 MB
+ * for the default 1.75M, plus growth slack), because the handbook's third scenario picks a
+ * third of a customer's transactions over the next 14 days, which needs them all at hand.
+ * After that, transactions are read in time order by index, and transactions and labels
+ * interleaved in time order through vg_sim_next().
  *
  * Guarantees:
  *  - the same options (seed included) give the same records and the same bytes, on any
- *    machine with the same libm (log/exp/sqrt/cos feed the normal and Poisson draws): the
+ *    machine with the same libm (log/exp/sqrt feed the normal and Poisson draws): the
  *    random generator is vigil's own (xoshiro256** seeded by splitmix64), not libc's;
  *  - the handbook's transactions and frauds do not depend on whether the extra scenarios
  *    are on: each part of the process draws from its own random stream;
