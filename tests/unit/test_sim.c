@@ -186,6 +186,17 @@ static void test_invariants(void)
         changed_not_s3 +=
             tx->amount_cents != tx->base_cents && tx->scenario != VG_SIM_COMPROMISED_CUSTOMER;
     }
+    /* 2 distinct terminals and 3 distinct customers compromised every day */
+    size_t bad_comp = 0;
+    for (uint32_t d = 0; d < o.days; d++) {
+        uint32_t kt, kc;
+        const uint32_t *t = vg_sim_compromised(sim, VG_SIM_COMPROMISED_TERMINAL, d, &kt);
+        const uint32_t *c = vg_sim_compromised(sim, VG_SIM_COMPROMISED_CUSTOMER, d, &kc);
+        bad_comp += kt != 2 || kc != 3 || t[0] == t[1] || t[0] >= o.terminals ||
+                    t[1] >= o.terminals || c[0] == c[1] || c[0] == c[2] || c[1] == c[2] ||
+                    c[0] >= o.customers || c[1] >= o.customers || c[2] >= o.customers;
+    }
+    VG_CHECK_INT(bad_comp, 0);
     VG_CHECK_INT(bad_order, 0);
     VG_CHECK_INT(bad_day, 0);
     VG_CHECK_INT(bad_over, 0);
