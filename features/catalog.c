@@ -150,7 +150,12 @@ static vg_err_t parse_duration(parser_t *p, const char *what, int64_t *ms)
 static vg_err_t parse_field(parser_t *p, vg_schema_t *schema, const char *after, int *field)
 {
     char g[128];
-    if (p->pos >= p->ntok || !is_name(p->tok[p->pos]))
+    static const char *const keywords[] = {"by",    "over",      "delay",  "bucket",
+                                           "where", "including", "current"};
+    int keyword = 0;
+    for (size_t i = 0; p->pos < p->ntok && i < VG_ARRAY_LEN(keywords); i++)
+        keyword |= strcmp(p->tok[p->pos], keywords[i]) == 0;
+    if (p->pos >= p->ntok || !is_name(p->tok[p->pos]) || keyword)
         return perr(p, "expected field name after '%s', got %s", after, got(p, g, sizeof(g)));
     const char *name = p->tok[p->pos];
     int idx = vg_schema_add(schema, name);
