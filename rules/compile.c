@@ -80,25 +80,35 @@ void vg_rules_errs_flush(vg_rules_errs_t *errs, char *buf, size_t cap)
 
 /* ---- suggestions ---- */
 
-/* Levenshtein distance, or a large number when either name is too long to bother. */
+static size_t min3(size_t a, size_t b, size_t c)
+{
+    size_t m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+/* Edit distance counting insertions, deletions, substitutions and swaps of two adjacent
+ * characters (optimal string alignment: "nigth" is one edit from "night"), or a large
+ * number when either name is too long to bother. */
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63)
         return 1000;
-    size_t prev[64], row[64];
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
     for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
+        d[0][j] = j;
     for (size_t i = 1; i <= la; i++) {
-        row[0] = i;
         for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = prev[j] + 1, ins = row[j - 1] + 1;
-            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            size_t cost = a[i - 1] != b[j - 1];
+            d[i][j] = min3(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < d[i][j])
+                d[i][j] = d[i - 2][j - 2] + 1;
         }
-        memcpy(prev, row, (lb + 1) * sizeof(size_t));
     }
-    return prev[lb];
+    return d[la][lb];
 }
 
 static void consider(const char *name, const char *cand, const char **best, size_t *bestd)
