@@ -9,6 +9,7 @@
 
 static const vg_command_t commands[] = {
     {"broker", vg_cmd_broker, "start a local Kafka-protocol broker (librdkafka mock cluster)"},
+    {"rules", vg_cmd_rules, "check a rule file: 'vigil rules check FILE --features FILE'"},
 };
 
 static void usage(FILE *out)
