@@ -10,6 +10,7 @@
 static const vg_command_t commands[] = {
     {"broker", vg_cmd_broker, "start a local Kafka-protocol broker (librdkafka mock cluster)"},
     {"simulate", vg_cmd_simulate, "generate labelled transactions to files or Kafka"},
+    {"rules", vg_cmd_rules, "check a rule file: 'vigil rules check FILE --features FILE'"},
 };
 
 static void usage(FILE *out)
