@@ -124,13 +124,13 @@ static vg_err_t read_bundle_file(const char *dir, const char *name, char **data,
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return vg_errf(errbuf, errlen, VG_ERR_IO, "model bundle %s: cannot read %s: %s", dir,
-                       name, strerror(errno));
+        return vg_errf(errbuf, errlen, VG_ERR_IO, "model bundle %s: cannot read %s: %s", dir, name,
+                       strerror(errno));
     fclose(f);
     char inner[VG_ERRLEN];
     if (vg_read_file(path, data, len, inner, sizeof(inner)) != VG_OK)
-        return vg_errf(errbuf, errlen, VG_ERR_IO, "model bundle %s: cannot read %s: %s", dir,
-                       name, inner);
+        return vg_errf(errbuf, errlen, VG_ERR_IO, "model bundle %s: cannot read %s: %s", dir, name,
+                       inner);
     return VG_OK;
 }
 
@@ -292,8 +292,7 @@ vg_model_t *vg_model_load(const char *dir, const char *const *features, size_t n
     const char *format = json_string_value(json_object_get(manifest, "format"));
     if (!format || strcmp(format, MANIFEST_FORMAT) != 0) {
         vg_errf(errbuf, errlen, VG_ERR_MODEL,
-                "model bundle %s: manifest.json: \"format\" is not \"" MANIFEST_FORMAT "\"",
-                dir);
+                "model bundle %s: manifest.json: \"format\" is not \"" MANIFEST_FORMAT "\"", dir);
         goto out;
     }
     json_t *jfeatures = json_object_get(manifest, "features");
@@ -317,9 +316,8 @@ vg_model_t *vg_model_load(const char *dir, const char *const *features, size_t n
     const char *catver = json_string_value(json_object_get(manifest, "catalog_version"));
     const char *model_file = json_string_value(json_object_get(manifest, "model_file"));
     if (!catver || !plain_name(model_file)) {
-        vg_errf(errbuf, errlen, VG_ERR_MODEL,
-                "model bundle %s: manifest.json: \"%s\" must be a %s", dir,
-                catver ? "model_file" : "catalog_version",
+        vg_errf(errbuf, errlen, VG_ERR_MODEL, "model bundle %s: manifest.json: \"%s\" must be a %s",
+                dir, catver ? "model_file" : "catalog_version",
                 catver ? "file name in the bundle" : "string");
         goto out;
     }
@@ -328,13 +326,29 @@ vg_model_t *vg_model_load(const char *dir, const char *const *features, size_t n
         goto out;
     if (catalog_version && strcmp(catver, catalog_version) != 0) {
         vg_errf(errbuf, errlen, VG_ERR_MODEL,
-                "model bundle %s was trained on catalogue %s, running catalogue is %s", dir,
-                catver, catalog_version);
+                "model bundle %s was trained on catalogue %s, running catalogue is %s", dir, catver,
+                catalog_version);
         goto out;
     }
     if (read_bundle_file(dir, model_file, &mbytes, &mlen, errbuf, errlen) != VG_OK)
         goto out;
-    vg_xgb_t *xgb = vg_xgb_load(mbytes, mlen, inner, sizeof(inner));
+    /* libxgboost trusts the trees it loads: check them first. When the bytes do not even
+     * parse as JSON, XGBoost's own parser (which fails safely) words the error. */
+    int unparsed = 0;
+    char check[VG_ERRLEN];
+    vg_xgb_t *xgb = NULL;
+    if (vg_model_bytes_check(mbytes, mlen, &unparsed, check, sizeof(check)) != VG_OK) {
+        if (unparsed && !(xgb = vg_xgb_load(mbytes, mlen, inner, sizeof(inner)))) {
+            vg_errf(errbuf, errlen, VG_ERR_MODEL, "model bundle %s: %s: %s", dir, model_file,
+                    inner);
+        } else {
+            vg_errf(errbuf, errlen, VG_ERR_MODEL, "model bundle %s: %s: cannot load model: %s", dir,
+                    model_file, check);
+        }
+        vg_xgb_free(xgb);
+        goto out;
+    }
+    xgb = vg_xgb_load(mbytes, mlen, inner, sizeof(inner));
     if (!xgb) {
         vg_errf(errbuf, errlen, VG_ERR_MODEL, "model bundle %s: %s: %s", dir, model_file, inner);
         goto out;
@@ -403,8 +417,8 @@ const vg_feature_bins_t *vg_model_bins(const vg_model_t *model, size_t i)
 }
 
 /* Writes DIR/name through DIR/.name.tmp and rename, so a reader never sees half a file. */
-static vg_err_t write_bundle_file(const char *dir, const char *name, const char *data,
-                                  size_t len, char *errbuf, size_t errlen)
+static vg_err_t write_bundle_file(const char *dir, const char *name, const char *data, size_t len,
+                                  char *errbuf, size_t errlen)
 {
     char path[4096], tmp[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -445,24 +459,23 @@ static json_t *manifest_json(const vg_model_t *model, const vg_bundle_info_t *in
             json_array_append_new(edges, json_real(b->edges[e]));
         for (size_t e = 0; e <= b->nedges; e++)
             json_array_append_new(shares, json_real(b->shares[e]));
-        json_array_append_new(dists, json_pack("{s:s, s:o, s:o, s:f}", "feature",
-                                               model->features[i], "edges", edges, "shares",
-                                               shares, "missing", b->missing));
+        json_array_append_new(dists,
+                              json_pack("{s:s, s:o, s:o, s:f}", "feature", model->features[i],
+                                        "edges", edges, "shares", shares, "missing", b->missing));
     }
     const vg_train_params_t *p = &model->params;
-    json_t *params = json_pack("{s:i, s:i, s:f, s:f, s:I, s:s}", "trees", p->trees, "max_depth",
-                               p->max_depth, "eta", p->eta, "scale_pos_weight",
-                               p->scale_pos_weight, "seed", (json_int_t)p->seed, "tree_method",
-                               p->tree_method ? p->tree_method : "");
-    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:I, s:o, s:o, s:o}",
-                     "format", MANIFEST_FORMAT, "model_file", model_file, "features", features,
-                     "catalog_version", info->catalog_version, "xgboost_version", xgbver,
-                     "trained_at", when, "train_window", "from",
-                     info->train_from ? info->train_from : "", "to",
-                     info->train_to ? info->train_to : "", "train_rows",
-                     (json_int_t)model->train_rows, "train_positives",
-                     (json_int_t)model->train_positives, "params", params, "metrics", metrics,
-                     "distributions", dists);
+    json_t *params =
+        json_pack("{s:i, s:i, s:f, s:f, s:I, s:s}", "trees", p->trees, "max_depth", p->max_depth,
+                  "eta", p->eta, "scale_pos_weight", p->scale_pos_weight, "seed",
+                  (json_int_t)p->seed, "tree_method", p->tree_method ? p->tree_method : "");
+    return json_pack(
+        "{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:I, s:o, s:o, s:o}", "format",
+        MANIFEST_FORMAT, "model_file", model_file, "features", features, "catalog_version",
+        info->catalog_version, "xgboost_version", xgbver, "trained_at", when, "train_window",
+        "from", info->train_from ? info->train_from : "", "to",
+        info->train_to ? info->train_to : "", "train_rows", (json_int_t)model->train_rows,
+        "train_positives", (json_int_t)model->train_positives, "params", params, "metrics", metrics,
+        "distributions", dists);
 }
 
 vg_err_t vg_model_save_bundle(vg_model_t *model, const char *dir, const vg_bundle_info_t *info,

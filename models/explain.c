@@ -23,45 +23,76 @@
 /* The arrays of one tree in XGBoost's JSON schema; all of length n. */
 typedef struct tree_json {
     json_t *left, *right, *split_indices, *split_conditions, *default_left, *sum_hessian,
-        *split_type;
+        *split_type, *parents;
     size_t n;
 } tree_json_t;
 
+/* Parses a decimal count XGBoost stores as a string ("num_nodes": "63"); -1 if invalid. */
+static long count_str(json_t *v)
+{
+    const char *s = json_string_value(v);
+    char *end = NULL;
+    long n = s ? strtol(s, &end, 10) : -1;
+    return s && end != s && !*end && n >= 0 && n < 100000000 ? n : -1;
+}
+
 static vg_err_t tree_arrays(json_t *tree, size_t t, tree_json_t *tj, char *errbuf, size_t errlen)
 {
-    static const char *const names[] = {"left_children",    "right_children", "split_indices",
-                                        "split_conditions", "default_left",   "sum_hessian"};
-    json_t **slots[] = {&tj->left,         &tj->right,        &tj->split_indices,
-                        &tj->split_conditions, &tj->default_left, &tj->sum_hessian};
+    /* Every per-node array XGBoost's RegTree::LoadModel reads, first the ones vigil uses. */
+    static const char *const names[] = {
+        "left_children", "right_children", "split_indices", "split_conditions", "default_left",
+        "sum_hessian",   "parents",        "loss_changes",  "base_weights",     "split_type"};
+    json_t *arrays[VG_ARRAY_LEN(names)];
+    long num_nodes = count_str(json_object_get(json_object_get(tree, "tree_param"), "num_nodes"));
+    if (num_nodes < 1)
+        return vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu has no valid num_nodes", t);
+    tj->n = (size_t)num_nodes;
     for (size_t i = 0; i < VG_ARRAY_LEN(names); i++) {
         json_t *a = json_object_get(tree, names[i]);
         if (!json_is_array(a))
             return vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu has no array \"%s\"", t,
                            names[i]);
-        if (i == 0)
-            tj->n = json_array_size(a);
-        else if (json_array_size(a) != tj->n)
+        if (json_array_size(a) != tj->n)
             return vg_errf(errbuf, errlen, VG_ERR_MODEL,
-                           "tree %zu: \"%s\" has %zu entries, \"left_children\" %zu", t,
-                           names[i], json_array_size(a), tj->n);
-        *slots[i] = a;
+                           "tree %zu: \"%s\" has %zu entries for %zu nodes", t, names[i],
+                           json_array_size(a), tj->n);
+        for (size_t k = 0; k < tj->n; k++)
+            if (!json_is_number(json_array_get(a, k)) && !json_is_boolean(json_array_get(a, k)))
+                return vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu: \"%s\" holds a non-number",
+                               t, names[i]);
+        arrays[i] = a;
     }
-    if (tj->n == 0)
-        return vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu has no nodes", t);
-    tj->split_type = json_object_get(tree, "split_type");
+    tj->left = arrays[0];
+    tj->right = arrays[1];
+    tj->split_indices = arrays[2];
+    tj->split_conditions = arrays[3];
+    tj->default_left = arrays[4];
+    tj->sum_hessian = arrays[5];
+    tj->parents = arrays[6];
+    tj->split_type = arrays[9];
+    /* vigil refuses categorical splits, so every categories array must be empty. */
+    static const char *const cats[] = {"categories", "categories_nodes", "categories_segments",
+                                       "categories_sizes"};
+    for (size_t i = 0; i < VG_ARRAY_LEN(cats); i++) {
+        json_t *a = json_object_get(tree, cats[i]);
+        if (a && json_array_size(a) != 0)
+            return vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                           "tree %zu: categorical splits are not supported", t);
+    }
     return VG_OK;
 }
 
 static double num_at(json_t *a, size_t i)
 {
-    return json_number_value(json_array_get(a, i));
+    json_t *v = json_array_get(a, i);
+    return json_is_boolean(v) ? (double)json_is_true(v) : json_number_value(v);
 }
 
 /* Appends tree t to model->nodes: checks it, renumbers it in pre-order, computes means. */
-static vg_err_t compile_tree(vg_model_t *model, json_t *tree, size_t t, size_t *cap,
-                             char *errbuf, size_t errlen)
+static vg_err_t compile_tree(vg_model_t *model, json_t *tree, size_t t, size_t *cap, char *errbuf,
+                             size_t errlen)
 {
-    tree_json_t tj;
+    tree_json_t tj = {0};
     vg_err_t err = tree_arrays(tree, t, &tj, errbuf, errlen);
     if (err)
         return err;
@@ -86,8 +117,14 @@ static vg_err_t compile_tree(vg_model_t *model, json_t *tree, size_t t, size_t *
             continue;
         if (!(l >= 1 && l < (double)n && r >= 1 && r < (double)n) || l != floor(l) ||
             r != floor(r)) {
-            err = vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu: node %zu has bad children", t,
-                          id);
+            err =
+                vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu: node %zu has bad children", t, id);
+            goto out;
+        }
+        if (num_at(tj.parents, (size_t)l) != (double)id ||
+            num_at(tj.parents, (size_t)r) != (double)id) {
+            err = vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu: node %zu's children disown it",
+                          t, id);
             goto out;
         }
         double f = num_at(tj.split_indices, id);
@@ -139,8 +176,8 @@ static vg_err_t compile_tree(vg_model_t *model, json_t *tree, size_t t, size_t *
         double hl = num_at(tj.sum_hessian, order[node->left - (int32_t)base]);
         double hr = num_at(tj.sum_hessian, order[node->right - (int32_t)base]);
         const vg_tree_node_t *a = &model->nodes[node->left], *b = &model->nodes[node->right];
-        node->mean = hl + hr > 0 ? (a->mean * hl + b->mean * hr) / (hl + hr)
-                                 : 0.5 * (a->mean + b->mean);
+        node->mean =
+            hl + hr > 0 ? (a->mean * hl + b->mean * hr) / (hl + hr) : 0.5 * (a->mean + b->mean);
     }
     model->roots[t] = (uint32_t)base;
     model->nnodes += norder;
@@ -173,6 +210,47 @@ static vg_err_t base_margin(vg_model_t *model, json_t *learner, char *errbuf, si
     return VG_OK;
 }
 
+/* Compiles the trees of a parsed model document (see vg_trees_compile). */
+static vg_err_t compile_doc(vg_model_t *model, json_t *root, char *errbuf, size_t errlen)
+{
+    json_t *learner = json_object_get(root, "learner");
+    json_t *gb = json_object_get(learner, "gradient_booster");
+    const char *gbname = json_string_value(json_object_get(gb, "name"));
+    json_t *gbmodel = json_object_get(gb, "model");
+    json_t *trees = json_object_get(gbmodel, "trees");
+    if (!gbname || strcmp(gbname, "gbtree") != 0 || !json_is_array(trees))
+        return vg_errf(errbuf, errlen, VG_ERR_MODEL, "model is not a gbtree booster");
+    size_t ntrees = json_array_size(trees);
+    json_t *info = json_object_get(gbmodel, "tree_info");
+    long declared =
+        count_str(json_object_get(json_object_get(gbmodel, "gbtree_model_param"), "num_trees"));
+    if (declared != (long)ntrees || json_array_size(info) != ntrees)
+        return vg_errf(errbuf, errlen, VG_ERR_MODEL, "model declares %ld trees and holds %zu",
+                       declared, ntrees);
+    for (size_t t = 0; t < ntrees; t++)
+        if (!json_is_integer(json_array_get(info, t)) ||
+            json_integer_value(json_array_get(info, t)) != 0)
+            return vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                           "model has more than one output group (multi-class?)");
+    vg_err_t err = base_margin(model, learner, errbuf, errlen);
+    if (err)
+        return err;
+    free(model->roots);
+    free(model->nodes);
+    model->nodes = NULL;
+    model->nnodes = 0;
+    model->ntrees = ntrees;
+    model->roots = vg_xcalloc(ntrees ? ntrees : 1, sizeof(*model->roots));
+    size_t cap = 0;
+    model->bias = model->base_margin;
+    for (size_t t = 0; t < ntrees; t++) {
+        if ((err = compile_tree(model, json_array_get(trees, t), t, &cap, errbuf, errlen)))
+            return err;
+        model->bias += model->nodes[model->roots[t]].mean;
+    }
+    return VG_OK;
+}
+
 vg_err_t vg_trees_compile(vg_model_t *model, const char *json, size_t len, char *errbuf,
                           size_t errlen)
 {
@@ -180,27 +258,45 @@ vg_err_t vg_trees_compile(vg_model_t *model, const char *json, size_t len, char 
     json_t *root = json_loadb(json, len, 0, &jerr);
     if (!root)
         return vg_errf(errbuf, errlen, VG_ERR_MODEL, "model JSON: %s", jerr.text);
+    vg_err_t err = compile_doc(model, root, errbuf, errlen);
+    json_decref(root);
+    return err;
+}
+
+vg_err_t vg_model_bytes_check(const char *data, size_t len, int *unparsed, char *errbuf,
+                              size_t errlen)
+{
+    *unparsed = 0;
+    json_t *root = NULL;
+    /* Bundles hold JSON or UBJ models, both objects starting with '{'. */
+    if (len == 0 || data[0] != '{')
+        return vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                       "not an XGBoost JSON or UBJ model (first byte 0x%02x)",
+                       len ? (unsigned char)data[0] : 0);
+    if (len >= 2 && data[0] == '{' && data[1] == '"') {
+        json_error_t jerr;
+        root = json_loadb(data, len, 0, &jerr);
+        if (!root) {
+            *unparsed = 1;
+            return vg_errf(errbuf, errlen, VG_ERR_MODEL, "invalid JSON: %s", jerr.text);
+        }
+    } else {
+        root = vg_ubj_decode(data, len, errbuf, errlen);
+        if (!root)
+            return VG_ERR_MODEL;
+    }
+    vg_model_t scratch = {0};
+    long nf = count_str(json_object_get(
+        json_object_get(json_object_get(root, "learner"), "learner_model_param"), "num_feature"));
     vg_err_t err = VG_OK;
-    json_t *learner = json_object_get(root, "learner");
-    json_t *gb = json_object_get(learner, "gradient_booster");
-    const char *gbname = json_string_value(json_object_get(gb, "name"));
-    json_t *trees = json_object_get(json_object_get(gb, "model"), "trees");
-    if (!gbname || strcmp(gbname, "gbtree") != 0 || !json_is_array(trees)) {
-        err = vg_errf(errbuf, errlen, VG_ERR_MODEL, "model is not a gbtree booster");
-        goto out;
+    if (nf < 1 || nf > 1000000)
+        err = vg_errf(errbuf, errlen, VG_ERR_MODEL, "model has no valid num_feature");
+    else {
+        scratch.nfeatures = (size_t)nf;
+        err = compile_doc(&scratch, root, errbuf, errlen);
     }
-    if ((err = base_margin(model, learner, errbuf, errlen)))
-        goto out;
-    model->ntrees = json_array_size(trees);
-    model->roots = vg_xcalloc(model->ntrees ? model->ntrees : 1, sizeof(*model->roots));
-    size_t cap = 0;
-    model->bias = model->base_margin;
-    for (size_t t = 0; t < model->ntrees; t++) {
-        if ((err = compile_tree(model, json_array_get(trees, t), t, &cap, errbuf, errlen)))
-            goto out;
-        model->bias += model->nodes[model->roots[t]].mean;
-    }
-out:
+    free(scratch.nodes);
+    free(scratch.roots);
     json_decref(root);
     return err;
 }

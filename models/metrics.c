@@ -155,8 +155,7 @@ double vg_metric_card_precision_at_k(vg_card_obs_t *obs, size_t n, size_t k, siz
         int64_t day = obs[i].day;
         size_t ncards = 0;
         for (; i < n && obs[i].day == day; i++) {
-            if (ndetected &&
-                bsearch(&obs[i].card, detected, ndetected, sizeof(*detected), u64_cmp))
+            if (ndetected && bsearch(&obs[i].card, detected, ndetected, sizeof(*detected), u64_cmp))
                 continue;
             if (ncards && cards[ncards - 1].card == obs[i].card) {
                 card_day_t *c = &cards[ncards - 1];

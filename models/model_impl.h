@@ -15,7 +15,7 @@
 #include "models/xgb.h"
 
 typedef struct vg_tree_node {
-    int32_t left;  /* absolute node index, -1 for a leaf */
+    int32_t left; /* absolute node index, -1 for a leaf */
     int32_t right;
     uint32_t feature;
     float threshold; /* go left when value < threshold; for a leaf, the leaf value */
@@ -55,6 +55,20 @@ vg_model_t *vg_model_wrap(vg_xgb_t *xgb, const char *const *features, size_t nfe
 /* Compiles the trees of an XGBoost JSON model dump into model->nodes/roots. */
 vg_err_t vg_trees_compile(vg_model_t *model, const char *json, size_t len, char *errbuf,
                           size_t errlen);
+
+/*
+ * Checks a model file's bytes (JSON or UBJ) before libxgboost parses them: decodes them
+ * itself and verifies everything XGBoost 1.7 trusts when it loads trees (array lengths equal
+ * to num_nodes, child, parent and feature indices in range, tree counts), then that the
+ * trees compile. VG_OK or VG_ERR_MODEL with a message. *unparsed is set when the bytes are
+ * not even well-formed, so the caller can let XGBoost's parser word the error (JSON only).
+ */
+vg_err_t vg_model_bytes_check(const char *data, size_t len, int *unparsed, char *errbuf,
+                              size_t errlen);
+
+typedef struct json_t json_t;
+/* Decodes UBJ bytes into a jansson value (new reference), or NULL with a message. */
+json_t *vg_ubj_decode(const void *data, size_t len, char *errbuf, size_t errlen);
 
 /* Sum of the leaves the row reaches, in tree order, in float as XGBoost's CPU predictor
  * adds them, starting from start. */

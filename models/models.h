@@ -125,9 +125,9 @@ void vg_train_params_default(vg_train_params_t *params);
  * model scores and explains like a loaded one; save it with vg_model_save_bundle. Feature
  * names are copied. NULL with a message on error.
  */
-vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows,
-                           size_t nfeatures, const char *const *feature_names,
-                           const vg_train_params_t *params, char *errbuf, size_t errlen);
+vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
+                           const char *const *feature_names, const vg_train_params_t *params,
+                           char *errbuf, size_t errlen);
 
 /* Evaluation figures written into the manifest. */
 typedef struct vg_metric_kv {

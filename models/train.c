@@ -32,8 +32,8 @@ static int double_cmp(const void *a, const void *b)
 
 /* Decile cut points of feature f's non-missing values (the value at rank floor(q * (m - 1))
  * for q = 0.1 .. 0.9), duplicates removed, then the bin shares of the same rows. */
-static void compute_bins(vg_feature_bins_t *b, const float *rows, size_t nrows, size_t nf,
-                         size_t f, double *scratch)
+static void compute_bins(vg_feature_bins_t *b, const float *rows, size_t nrows, size_t nf, size_t f,
+                         double *scratch)
 {
     size_t m = 0;
     for (size_t r = 0; r < nrows; r++) {
@@ -55,13 +55,13 @@ static void compute_bins(vg_feature_bins_t *b, const float *rows, size_t nrows, 
     vg_metric_bin_shares(rows + f, nrows, nf, b->edges, b->nedges, b->shares, &b->missing);
 }
 
-vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows,
-                           size_t nfeatures, const char *const *feature_names,
-                           const vg_train_params_t *params, char *errbuf, size_t errlen)
+vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
+                           const char *const *feature_names, const vg_train_params_t *params,
+                           char *errbuf, size_t errlen)
 {
     if (nrows == 0 || nfeatures == 0) {
-        vg_errf(errbuf, errlen, VG_ERR_INPUT, "nothing to train on (%zu rows, %zu features)",
-                nrows, nfeatures);
+        vg_errf(errbuf, errlen, VG_ERR_INPUT, "nothing to train on (%zu rows, %zu features)", nrows,
+                nfeatures);
         return NULL;
     }
     if (params->trees < 1 || params->max_depth < 1 || !(params->eta > 0) ||

@@ -187,9 +187,10 @@ static vg_err_t copy_out(const bst_ulong *shape, bst_ulong dim, const float *res
     for (bst_ulong i = 0; i < dim; i++)
         got *= shape[i];
     if (got != expect)
-        return vg_errf(errbuf, errlen, VG_ERR_MODEL,
-                       "prediction returned %zu values, expected %zu (is this a multi-class model?)",
-                       got, expect);
+        return vg_errf(
+            errbuf, errlen, VG_ERR_MODEL,
+            "prediction returned %zu values, expected %zu (is this a multi-class model?)", got,
+            expect);
     memcpy(out, result, expect * sizeof(float));
     return VG_OK;
 }

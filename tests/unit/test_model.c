@@ -195,8 +195,7 @@ static void test_explain_adds_up(void)
         /* Top 3 against a brute-force ranking of all contributions. */
         vg_reason_t top[3];
         size_t n = 99;
-        VG_CHECK_INT(vg_model_explain(trained, rows + r * NF, 3, top, &n, err, sizeof(err)),
-                     VG_OK);
+        VG_CHECK_INT(vg_model_explain(trained, rows + r * NF, 3, top, &n, err, sizeof(err)), VG_OK);
         VG_CHECK_INT(n, 3);
         int used[NF] = {0};
         for (size_t k = 0; k < 3; k++) {
@@ -258,14 +257,14 @@ static void test_bad_bundles(void)
     char msg[1024], path[4096];
     char *dir = bundle_dir("bad");
     mkdir(dir, 0755);
-    snprintf(msg, sizeof(msg), "model bundle %s: cannot read manifest.json: No such file or directory",
-             dir);
+    snprintf(msg, sizeof(msg),
+             "model bundle %s: cannot read manifest.json: No such file or directory", dir);
     expect_refused(dir, names, NF, "cat-1", msg);
     save(trained, dir, "json");
 
     /* Catalogue lacks device_new and has country; hour and card_count_1h swapped. */
-    const char *cat[NF] = {"amount",        "card_count_1h", "hour",   "card_mean_30d",
-                           "night",         "geo_km",        "country", "terminal_risk"};
+    const char *cat[NF] = {"amount", "card_count_1h", "hour",    "card_mean_30d",
+                           "night",  "geo_km",        "country", "terminal_risk"};
     snprintf(msg, sizeof(msg),
              "model bundle %s does not match catalogue: missing features country; extra features "
              "device_new; reordered features card_count_1h, hour",
@@ -280,8 +279,9 @@ static void test_bad_bundles(void)
              dir);
     expect_refused(dir, swapped, NF, "cat-1", msg);
     /* Only missing: the catalogue has one more feature at the end. */
-    const char *more[NF + 1] = {"amount", "hour",   "card_count_1h", "card_mean_30d", "night",
-                                "geo_km", "terminal_risk", "device_new", "ip_risk"};
+    const char *more[NF + 1] = {"amount",        "hour",       "card_count_1h",
+                                "card_mean_30d", "night",      "geo_km",
+                                "terminal_risk", "device_new", "ip_risk"};
     snprintf(msg, sizeof(msg), "model bundle %s does not match catalogue: missing features ip_risk",
              dir);
     expect_refused(dir, more, NF + 1, "cat-1", msg);
@@ -291,8 +291,9 @@ static void test_bad_bundles(void)
              dir);
     expect_refused(dir, names, NF - 2, "cat-1", msg);
 
-    snprintf(msg, sizeof(msg), "model bundle %s was trained on catalogue cat-1, running catalogue "
-                               "is cat-2",
+    snprintf(msg, sizeof(msg),
+             "model bundle %s was trained on catalogue cat-1, running catalogue "
+             "is cat-2",
              dir);
     expect_refused(dir, names, NF, "cat-2", msg);
 
@@ -323,8 +324,7 @@ static void test_bad_bundles(void)
     /* Valid JSON that is not a model. */
     write_text(path, "{\"learner\": 3}", 14);
     snprintf(msg, sizeof(msg),
-             "model bundle %s: model.json: cannot load model: Invalid cast, from Integer to Object",
-             dir);
+             "model bundle %s: model.json: cannot load model: model has no valid num_feature", dir);
     expect_refused(dir, names, NF, "cat-1", msg);
     remove(path);
     snprintf(msg, sizeof(msg), "model bundle %s: cannot read model.json: No such file or directory",
@@ -338,8 +338,8 @@ static void test_bad_bundles(void)
     char *manifest = read_text(path, &len);
     const char *broken = "{\n  \"format\": \"vigil-model-bundle/1\",\n  \"features\": [\"a\"\n";
     write_text(path, broken, strlen(broken));
-    snprintf(msg, sizeof(msg), "model bundle %s: manifest.json line 4: ']' expected near end of file",
-             dir);
+    snprintf(msg, sizeof(msg),
+             "model bundle %s: manifest.json line 4: ']' expected near end of file", dir);
     expect_refused(dir, names, NF, "cat-1", msg);
     write_text(path, "{\"format\": \"vigil-model-bundle/1\", \"features\": [\"a\", \"a\"]}", 58);
     snprintf(msg, sizeof(msg),
@@ -349,6 +349,51 @@ static void test_bad_bundles(void)
     expect_refused(dir, names, NF, "cat-1", msg);
     free(manifest);
     free(dir);
+}
+
+/* Damaged model files, JSON and UBJ: truncated anywhere, or with bytes overwritten. Each load
+ * either succeeds (the damage hit a value, not the structure) and then scores, or fails with
+ * a bundle message; none crashes. */
+static void test_damaged_models_fail_cleanly(void)
+{
+    const char *formats[] = {"json", "ubj"};
+    for (size_t i = 0; i < 2; i++) {
+        char *dir = bundle_dir(formats[i]), path[4096];
+        snprintf(path, sizeof(path), "%s/model.%s", dir, formats[i]);
+        size_t len = 0;
+        char *good = read_text(path, &len);
+        char *bad = malloc(len);
+        size_t loaded = 0, refused = 0, bad_msg = 0;
+        for (int trial = 0; trial < 150; trial++) {
+            memcpy(bad, good, len);
+            size_t n = len;
+            if (trial % 3 == 0) {
+                n = 1 + (size_t)(rnd() * (double)(len - 1));
+            } else {
+                for (int k = 0; k < 1 + trial % 4; k++)
+                    bad[1 + (size_t)(rnd() * (double)(len - 1))] = (char)(rnd() * 256.0);
+            }
+            write_text(path, bad, n);
+            char err[VG_ERRLEN] = "";
+            vg_model_t *model = vg_model_load(dir, names, NF, "cat-1", err, sizeof(err));
+            if (model) {
+                float score[4];
+                vg_model_score(model, rows, 4, score, err, sizeof(err));
+                loaded++;
+            } else {
+                refused++;
+                bad_msg += strncmp(err, "model bundle ", 13) != 0;
+            }
+            vg_model_free(model);
+        }
+        VG_CHECK_INT(loaded + refused, 150);
+        VG_CHECK(refused >= 50); /* every truncation at least */
+        VG_CHECK_INT(bad_msg, 0);
+        write_text(path, good, len);
+        free(good);
+        free(bad);
+        free(dir);
+    }
 }
 
 int main(void)
@@ -362,6 +407,7 @@ int main(void)
     VG_RUN(test_training_is_deterministic);
     VG_RUN(test_explain_adds_up);
     VG_RUN(test_bad_bundles);
+    VG_RUN(test_damaged_models_fail_cleanly);
     vg_model_free(trained);
     char cmd[4200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
