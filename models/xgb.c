@@ -1,0 +1,243 @@
+/*
+ * xgb.c - the only file that includes xgboost/c_api.h.
+ *
+ * Wraps a BoosterHandle (vg_xgb_t) with load, train, save and predict. Every C API call is
+ * checked; on failure the function returns VG_ERR_MODEL with XGBGetLastError()'s text in
+ * errbuf, so callers never see XGBoost types or error conventions. Invariants: a vg_xgb_t
+ * always holds a valid booster; DMatrix handles never outlive the call that created them;
+ * prediction results are copied out before the next call on the booster, because XGBoost
+ * reuses its output buffer.
+ */
+#include "models/xgb.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xgboost/c_api.h>
+
+struct vg_xgb {
+    BoosterHandle booster;
+};
+
+/* XGBoost's last error on this thread, with the trailing newline and stack dump removed:
+ * the first line says what went wrong, the rest is C++ frames a user cannot act on. */
+static vg_err_t xgb_fail(char *errbuf, size_t errlen, const char *what)
+{
+    const char *msg = XGBGetLastError();
+    if (!msg || !*msg)
+        msg = "unknown XGBoost error";
+    /* "[06:03:43] ./src/common/json.cc:407: Expecting ..." -> "Expecting ...": the time and
+     * XGBoost's source location only make equal errors look different. */
+    if (msg[0] == '[') {
+        const char *p = strchr(msg, ']');
+        const char *q = p ? strstr(p, ": ") : NULL;
+        if (q && (size_t)(q - p) < 200 && !memchr(p, '\n', (size_t)(q - p)))
+            msg = q + 2;
+    }
+    /* First line only, and printable: XGBoost quotes raw bytes of the input it choked on. */
+    char line[VG_ERRLEN];
+    size_t n = 0;
+    for (; msg[n] && msg[n] != '\n' && n + 1 < sizeof(line); n++)
+        line[n] = (unsigned char)msg[n] < 0x20 || (unsigned char)msg[n] >= 0x7f ? '?' : msg[n];
+    line[n] = '\0';
+    return vg_errf(errbuf, errlen, VG_ERR_MODEL, "%s: %s", what, line);
+}
+
+vg_xgb_t *vg_xgb_load(const void *data, size_t len, char *errbuf, size_t errlen)
+{
+    /* Bundles hold JSON or UBJ models, both objects starting with '{'. XGBoost would read
+     * anything else as its legacy binary format, whose loader trusts the sizes it reads. */
+    if (len == 0 || ((const unsigned char *)data)[0] != '{') {
+        vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                "cannot load model: not an XGBoost JSON or UBJ model (first byte 0x%02x)",
+                len ? ((const unsigned char *)data)[0] : 0);
+        return NULL;
+    }
+    BoosterHandle booster = NULL;
+    if (XGBoosterCreate(NULL, 0, &booster) != 0) {
+        xgb_fail(errbuf, errlen, "cannot create booster");
+        return NULL;
+    }
+    if (XGBoosterLoadModelFromBuffer(booster, data, (bst_ulong)len) != 0) {
+        xgb_fail(errbuf, errlen, "cannot load model");
+        XGBoosterFree(booster);
+        return NULL;
+    }
+    vg_xgb_t *xgb = vg_xcalloc(1, sizeof(*xgb));
+    xgb->booster = booster;
+    return xgb;
+}
+
+void vg_xgb_free(vg_xgb_t *xgb)
+{
+    if (!xgb)
+        return;
+    XGBoosterFree(xgb->booster);
+    free(xgb);
+}
+
+static int set_param(BoosterHandle booster, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int set_param(BoosterHandle booster, const char *name, const char *fmt, ...)
+{
+    char value[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof(value), fmt, ap);
+    va_end(ap);
+    return XGBoosterSetParam(booster, name, value);
+}
+
+vg_xgb_t *vg_xgb_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
+                       const vg_xgb_train_params_t *params, char *errbuf, size_t errlen)
+{
+    DMatrixHandle dtrain = NULL;
+    BoosterHandle booster = NULL;
+    vg_xgb_t *xgb = NULL;
+    if (XGDMatrixCreateFromMat(rows, nrows, nfeatures, NAN, &dtrain) != 0) {
+        xgb_fail(errbuf, errlen, "cannot build training matrix");
+        return NULL;
+    }
+    if (XGDMatrixSetFloatInfo(dtrain, "label", labels, nrows) != 0) {
+        xgb_fail(errbuf, errlen, "cannot set labels");
+        goto out_free_dmatrix;
+    }
+    if (XGBoosterCreate(&dtrain, 1, &booster) != 0) {
+        xgb_fail(errbuf, errlen, "cannot create booster");
+        goto out_free_dmatrix;
+    }
+    /* seed_per_iteration and a fixed seed make training a pure function of the inputs. */
+    if (set_param(booster, "objective", "binary:logistic") != 0 ||
+        set_param(booster, "max_depth", "%d", params->max_depth) != 0 ||
+        set_param(booster, "eta", "%.17g", params->eta) != 0 ||
+        set_param(booster, "scale_pos_weight", "%.17g", params->scale_pos_weight) != 0 ||
+        set_param(booster, "seed", "%llu", params->seed) != 0 ||
+        set_param(booster, "seed_per_iteration", "1") != 0 ||
+        set_param(booster, "nthread", "%d", params->nthread) != 0 ||
+        set_param(booster, "tree_method", "%s", params->tree_method) != 0 ||
+        set_param(booster, "verbosity", "0") != 0) {
+        xgb_fail(errbuf, errlen, "bad training parameter");
+        goto out_free_booster;
+    }
+    for (int i = 0; i < params->trees; i++) {
+        if (XGBoosterUpdateOneIter(booster, i, dtrain) != 0) {
+            xgb_fail(errbuf, errlen, "training failed");
+            goto out_free_booster;
+        }
+    }
+    xgb = vg_xcalloc(1, sizeof(*xgb));
+    xgb->booster = booster;
+    booster = NULL;
+out_free_booster:
+    if (booster)
+        XGBoosterFree(booster);
+out_free_dmatrix:
+    XGDMatrixFree(dtrain);
+    return xgb;
+}
+
+vg_err_t vg_xgb_save(vg_xgb_t *xgb, const char *format, char **data, size_t *len, char *errbuf,
+                     size_t errlen)
+{
+    char config[64];
+    snprintf(config, sizeof(config), "{\"format\":\"%s\"}", format);
+    bst_ulong n = 0;
+    const char *out = NULL;
+    if (XGBoosterSaveModelToBuffer(xgb->booster, config, &n, &out) != 0)
+        return xgb_fail(errbuf, errlen, "cannot serialize model");
+    /* One spare NUL byte, so a JSON dump can be parsed as a C string. */
+    char *copy = vg_xmalloc(n + 1);
+    memcpy(copy, out, n);
+    copy[n] = '\0';
+    *data = copy;
+    *len = n;
+    return VG_OK;
+}
+
+vg_err_t vg_xgb_set_nthread(vg_xgb_t *xgb, int nthread, char *errbuf, size_t errlen)
+{
+    if (set_param(xgb->booster, "nthread", "%d", nthread) != 0)
+        return xgb_fail(errbuf, errlen, "cannot set nthread");
+    return VG_OK;
+}
+
+vg_err_t vg_xgb_shape(vg_xgb_t *xgb, size_t *nfeatures, int *rounds, char *errbuf, size_t errlen)
+{
+    bst_ulong nf = 0;
+    int r = 0;
+    if (XGBoosterGetNumFeature(xgb->booster, &nf) != 0)
+        return xgb_fail(errbuf, errlen, "cannot read the model's feature count");
+    if (XGBoosterBoostedRounds(xgb->booster, &r) != 0)
+        return xgb_fail(errbuf, errlen, "cannot read the model's round count");
+    *nfeatures = nf;
+    *rounds = r;
+    return VG_OK;
+}
+
+/* Copies a prediction out of XGBoost's buffer after checking it has the expected size. */
+static vg_err_t copy_out(const bst_ulong *shape, bst_ulong dim, const float *result, size_t expect,
+                         float *out, char *errbuf, size_t errlen)
+{
+    size_t got = 1;
+    for (bst_ulong i = 0; i < dim; i++)
+        got *= shape[i];
+    if (got != expect)
+        return vg_errf(
+            errbuf, errlen, VG_ERR_MODEL,
+            "prediction returned %zu values, expected %zu (is this a multi-class model?)", got,
+            expect);
+    memcpy(out, result, expect * sizeof(float));
+    return VG_OK;
+}
+
+vg_err_t vg_xgb_predict(vg_xgb_t *xgb, vg_xgb_path_t path, vg_xgb_out_t what, const float *rows,
+                        size_t nrows, size_t nfeatures, float *out, char *errbuf, size_t errlen)
+{
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *result = NULL;
+    char config[160];
+    /* "missing" only matters to in-place prediction; NaN is XGBoost's default as well. */
+    snprintf(config, sizeof(config),
+             "{\"type\":%d,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,"
+             "\"strict_shape\":false,\"missing\":NaN,\"cache_id\":0}",
+             (int)what);
+    if (nrows == 0)
+        return VG_OK;
+    size_t expect = nrows;
+    if (what == VG_XGB_CONTRIBS || what == VG_XGB_CONTRIBS_APPROX)
+        expect *= nfeatures + 1;
+    vg_err_t err = VG_OK;
+    if (path == VG_XGB_DENSE) {
+        char iface[200];
+        snprintf(iface, sizeof(iface),
+                 "{\"data\":[%llu,true],\"shape\":[%zu,%zu],\"typestr\":\"<f4\",\"version\":3}",
+                 (unsigned long long)(uintptr_t)rows, nrows, nfeatures);
+        if (XGBoosterPredictFromDense(xgb->booster, iface, config, NULL, &shape, &dim, &result) !=
+            0)
+            return xgb_fail(errbuf, errlen, "prediction failed");
+        err = copy_out(shape, dim, result, expect, out, errbuf, errlen);
+    } else {
+        DMatrixHandle dmat = NULL;
+        if (XGDMatrixCreateFromMat(rows, nrows, nfeatures, NAN, &dmat) != 0)
+            return xgb_fail(errbuf, errlen, "cannot build prediction matrix");
+        if (XGBoosterPredictFromDMatrix(xgb->booster, dmat, config, &shape, &dim, &result) != 0)
+            err = xgb_fail(errbuf, errlen, "prediction failed");
+        else
+            err = copy_out(shape, dim, result, expect, out, errbuf, errlen);
+        XGDMatrixFree(dmat);
+    }
+    return err;
+}
+
+void vg_xgb_version(char out[32])
+{
+    int major = 0, minor = 0, patch = 0;
+    XGBoostVersion(&major, &minor, &patch);
+    snprintf(out, 32, "%d.%d.%d", major, minor, patch);
+}
