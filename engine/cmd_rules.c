@@ -8,6 +8,7 @@
  */
 #include "engine/cli.h"
 #include "engine/common.h"
+#include "features/features.h"
 #include "rules/rules.h"
 
 #include <getopt.h>
@@ -84,10 +85,15 @@ static vg_err_t read_feature_names(const char *path, names_t *names, char *errbu
 static vg_err_t catalog_feature_names(const char *path, names_t *names, vg_schema_t *schema,
                                       char *errbuf, size_t errlen)
 {
-    (void)names;
-    (void)schema;
-    return vg_errf(errbuf, errlen, VG_ERR_CONFIG,
-                   "%s: --catalog is not wired to the catalogue parser yet; use --features", path);
+    vg_catalog_t *catalog = vg_catalog_load(path, schema, errbuf, errlen);
+    if (!catalog)
+        return VG_ERR_CONFIG;
+    for (size_t i = 0; i < vg_catalog_size(catalog); i++) {
+        names->v = vg_xrealloc(names->v, (names->n + 1) * sizeof(*names->v));
+        names->v[names->n++] = vg_xstrdup(vg_catalog_feature_name(catalog, i));
+    }
+    vg_catalog_free(catalog);
+    return VG_OK;
 }
 
 static int check(int argc, char **argv)

@@ -149,7 +149,7 @@ typedef struct vg_run {
     vg_hist_t e2e, proc, batch_sizes;
     uint64_t consumed[2], commits, aborts;
     int64_t lag[2];
-    int64_t started_ms;
+    int64_t last_input_ms; /* last input or (re)assignment: what --idle-exit measures from */
 } vg_run_t;
 
 static vg_tp_t *tp_get(vg_run_t *r, int topic_idx, int32_t partition)
@@ -194,6 +194,7 @@ static void offsets_decode(vg_run_t *r, const char *blob, size_t len)
 static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size_t n)
 {
     vg_run_t *r = opaque;
+    r->last_input_ms = vg_now_ms();
     for (size_t i = 0; i < n; i++) {
         if (parts[i].topic_idx < 0)
             continue;
@@ -556,7 +557,8 @@ int vg_cmd_run(int argc, char **argv)
     vg_buf_init(&metrics);
     vg_sink_t sink = {r, emit};
     uint64_t total = 0;
-    int64_t last_input = vg_now_ms(), last_reload = last_input, last_metrics = 0;
+    int64_t last_reload = vg_now_ms(), last_metrics = 0;
+    r->last_input_ms = last_reload;
     r->lag[0] = r->lag[1] = -1;
     if (r->http)
         vg_http_set_ready(r->http, 1);
@@ -581,13 +583,13 @@ int vg_cmd_run(int argc, char **argv)
             want = (size_t)(max_messages - total);
         size_t n = vg_consumer_poll(r->consumer, msgs, want, batch_ms);
         if (n == 0) {
-            if (idle_exit_ms && vg_now_ms() - last_input >= idle_exit_ms) {
+            if (idle_exit_ms && vg_now_ms() - r->last_input_ms >= idle_exit_ms) {
                 vg_info("run", "no input for %lld ms: stopping", (long long)idle_exit_ms);
                 break;
             }
             continue;
         }
-        last_input = vg_now_ms();
+        r->last_input_ms = vg_now_ms();
         int64_t t0 = vg_mono_ns();
         for (size_t i = 0; i < n; i++) {
             vg_tp_t *tp = tp_get(r, msgs[i].topic_idx, msgs[i].partition);

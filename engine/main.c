@@ -10,6 +10,8 @@
 static const vg_command_t commands[] = {
     {"broker", vg_cmd_broker, "start a local Kafka-protocol broker (librdkafka mock cluster)"},
     {"simulate", vg_cmd_simulate, "generate labelled transactions to files or Kafka"},
+    {"run", vg_cmd_run, "the streaming engine: transactions in, decisions out, exactly once"},
+    {"replay", vg_cmd_replay, "the same pipeline over historical logs, deterministic"},
     {"rules", vg_cmd_rules, "check a rule file: 'vigil rules check FILE --features FILE'"},
 };
 
