@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const vg_option_t run_options[] = {
     {"engine", "group", VG_OPT_STRING, "vigil", "consumer group id", 0, 0, NULL},
@@ -150,6 +151,7 @@ typedef struct vg_run {
     uint64_t consumed[2], commits, aborts;
     int64_t lag[2];
     int64_t last_input_ms; /* last input or (re)assignment: what --idle-exit measures from */
+    char batch_id[64];     /* "instance.pid.start:seq", the vigil.batch header of every output */
 } vg_run_t;
 
 static vg_tp_t *tp_get(vg_run_t *r, int topic_idx, int32_t partition)
@@ -245,8 +247,9 @@ static vg_err_t emit(void *opaque, const vg_output_t *out)
     } else {
         const char *topic =
             vg_config_str(r->config, "topics", out->kind == VG_OUT_REVIEW ? "review" : "decisions");
-        err = vg_producer_send(r->producer, topic, out->key, out->keylen, out->value, out->len,
-                               errbuf, sizeof(errbuf));
+        vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+        err = vg_producer_send_h(r->producer, topic, out->key, out->keylen, out->value, out->len,
+                                 &h, 1, errbuf, sizeof(errbuf));
     }
     if (err)
         vg_error("run", "%s", errbuf);
@@ -547,6 +550,10 @@ int vg_cmd_run(int argc, char **argv)
                                                               : "none",
         r->http ? http_addr : "(off)");
 
+    /* Fault injection for the crash tests: VIGIL_CRASH_AFTER_KAFKA_COMMIT=N dies by SIGKILL
+     * right after the Nth Kafka commit, before the state commit: the narrowest window. */
+    const char *crash_env = getenv("VIGIL_CRASH_AFTER_KAFKA_COMMIT");
+    long crash_after_kafka_commit = crash_env ? strtol(crash_env, NULL, 10) : 0;
     size_t max_batch = (size_t)vg_config_int(r->config, "engine", "batch.max.messages");
     int batch_ms = (int)vg_config_int(r->config, "engine", "batch.max.ms");
     int64_t reload_every = vg_config_int(r->config, "engine", "reload.interval");
@@ -557,7 +564,7 @@ int vg_cmd_run(int argc, char **argv)
     vg_buf_init(&metrics);
     vg_sink_t sink = {r, emit};
     uint64_t total = 0;
-    int64_t last_reload = vg_now_ms(), last_metrics = 0;
+    int64_t last_reload = vg_now_ms(), last_metrics = 0, started_ms = last_reload;
     r->last_input_ms = last_reload;
     r->lag[0] = r->lag[1] = -1;
     if (r->http)
@@ -604,6 +611,9 @@ int vg_cmd_run(int argc, char **argv)
             };
             r->consumed[msgs[i].topic_idx == 1]++;
         }
+        snprintf(r->batch_id, sizeof(r->batch_id), "%s.%d.%lld:%llu",
+                 vg_config_str(r->config, "engine", "instance"), (int)getpid(),
+                 (long long)started_ms, (unsigned long long)r->commits);
         if (r->eos && vg_producer_begin(r->producer, errbuf, sizeof(errbuf))) {
             vg_error("run", "%s", errbuf);
             status = 1;
@@ -657,6 +667,12 @@ int vg_cmd_run(int argc, char **argv)
             break;
         }
         r->commits++;
+        if (crash_after_kafka_commit && r->commits == (uint64_t)crash_after_kafka_commit) {
+            vg_warn("run", "fault injection: killing myself between Kafka commit %llu and the "
+                           "state commit",
+                    (unsigned long long)r->commits);
+            raise(SIGKILL);
+        }
         offsets_encode(r, &offsets);
         if (r->pipeline &&
             vg_pipeline_commit(r->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf))) {

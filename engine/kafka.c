@@ -221,6 +221,7 @@ struct vg_consumer {
     rd_kafka_message_t **held; /* messages lent out by the last poll */
     size_t nheld, capheld;
     uint64_t offset_resets;
+    int ever_assigned;
 };
 
 static int topic_index(const vg_consumer_t *c, const char *topic)
@@ -243,6 +244,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         a[i].committed = -1;
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->ever_assigned = 1;
         rd_kafka_resp_err_t cerr = rd_kafka_committed(rk, parts, 30000);
         if (cerr)
             vg_error("kafka", "cannot read committed offsets on assignment: %s",
@@ -443,7 +445,11 @@ void vg_consumer_free(vg_consumer_t *c)
         rd_kafka_queue_destroy(c->queue);
     if (c->rk) {
         rd_kafka_consumer_close(c->rk);
-        rd_kafka_destroy(c->rk);
+        /* librdkafka before 2.3 asserts in the cooperative-sticky assignor when a consumer
+         * that never had an assignment is destroyed (librdkafka issue #4312): such a handle
+         * is left for process exit to reclaim. */
+        if (c->ever_assigned)
+            rd_kafka_destroy(c->rk);
     }
     free(c);
 }
