@@ -98,6 +98,8 @@ vg_kv_t *vg_kv_open(const char *dir, const vg_kv_family_t *families, size_t nfam
     if (err) { /* a new directory: nothing on disk yet */
         free(err);
         err = NULL;
+        if (existing) /* RocksDB returns an empty allocation even then */
+            rocksdb_list_column_families_destroy(existing, 0);
         existing = NULL;
         nexisting = 0;
     }
