@@ -85,6 +85,8 @@ vg_kv_t *vg_kv_open(const char *dir, const vg_kv_family_t *families, size_t nfam
     rocksdb_options_set_create_missing_column_families(kv->options, 1);
     rocksdb_options_set_max_background_jobs(kv->options, 2);
     rocksdb_options_set_keep_log_file_num(kv->options, 2);
+    /* one writer thread; and hash memtables (point_lookups) need it off */
+    rocksdb_options_set_allow_concurrent_memtable_write(kv->options, 0);
     kv->cache = rocksdb_cache_create_lru(cache_bytes);
     kv->table = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(kv->table, kv->cache);
@@ -121,6 +123,12 @@ vg_kv_t *vg_kv_open(const char *dir, const vg_kv_family_t *families, size_t nfam
             kv->filters[i] =
                 rocksdb_compactionfilter_create(fc, filter_destroy, filter_cb, filter_name);
             rocksdb_options_set_compaction_filter(o, kv->filters[i]);
+        }
+        if (families[i].point_lookups) {
+            /* The whole key is the "prefix": the memtable hashes keys to short lists instead
+             * of walking a skiplist, which is most of the cost of a large write batch. */
+            rocksdb_options_set_prefix_extractor(o, rocksdb_slicetransform_create_noop());
+            rocksdb_options_set_hash_link_list_rep(o, 262144);
         }
         kv->cf_options[i] = o;
         names[n] = families[i].name;
@@ -305,6 +313,7 @@ vg_kv_iter_t *vg_kv_iter_new(vg_kv_t *kv, int cf)
     iter->snap = rocksdb_create_snapshot(kv->db);
     iter->ropts = rocksdb_readoptions_create();
     rocksdb_readoptions_set_snapshot(iter->ropts, iter->snap);
+    rocksdb_readoptions_set_total_order_seek(iter->ropts, 1); /* see point_lookups */
     iter->it = rocksdb_create_iterator_cf(kv->db, iter->ropts, kv->handles[cf]);
     return iter;
 }

@@ -365,13 +365,13 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     vg_kv_family_t fams[VG_STATE_MAX_TYPES + 2];
     char names[VG_STATE_MAX_TYPES][96];
     size_t n = 0;
-    fams[n++] = (vg_kv_family_t){"meta", NULL, NULL};
+    fams[n++] = (vg_kv_family_t){"meta", NULL, NULL, 0};
     st->expire[0] = (expire_ctx_t){st, st->txn_retention};
-    fams[n++] = (vg_kv_family_t){"txn", expire_cb, &st->expire[0]};
+    fams[n++] = (vg_kv_family_t){"txn", expire_cb, &st->expire[0], 1};
     for (size_t t = 0; t < catalog->ntypes; t++) {
         snprintf(names[t], sizeof(names[t]), "entity.%s", catalog->types[t].name);
         st->expire[t + 1] = (expire_ctx_t){st, catalog->types[t].retention};
-        fams[n++] = (vg_kv_family_t){names[t], expire_cb, &st->expire[t + 1]};
+        fams[n++] = (vg_kv_family_t){names[t], expire_cb, &st->expire[t + 1], 1};
         st->cf_type[t] = (int)t + 2;
     }
     st->cf_meta = 0;

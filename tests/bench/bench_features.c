@@ -77,7 +77,7 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
     if (!mkdtemp(dir))
         return -1;
     char eb[VG_ERRLEN];
-    vg_state_opts_t opts = {.cache_bytes = commit ? 0 : (size_t)8 << 30, .sync = 1};
+    vg_state_opts_t opts = {.cache_bytes = commit ? 0 : (size_t)8 << 30, .sync = getenv("VG_BENCH_NOSYNC") ? 0 : 1};
     vg_state_t *st = vg_state_open(dir, cat, &opts, eb, sizeof(eb));
     if (!st) {
         fprintf(stderr, "%s\n", eb);
