@@ -39,7 +39,7 @@ typedef struct vg_kv_family {
 } vg_kv_family_t;
 
 typedef struct vg_kv_opts {
-    size_t block_cache_bytes; /* RocksDB block cache; 0 = 64 MiB */
+    size_t block_cache_bytes;  /* RocksDB block cache; 0 = 64 MiB */
     size_t write_buffer_bytes; /* memtable size per family; 0 = 32 MiB */
 } vg_kv_opts_t;
 

@@ -199,10 +199,9 @@ static void mark_dirty(vg_state_t *st, vg_entity_t *ent)
 
 /* The cached entity (type, key), loading it from RocksDB or creating it empty. NULL with
  * *err set on a RocksDB error or a corrupt value. */
-static vg_entity_t *entity_get(vg_state_t *st, int type, const char *key, size_t len,
-                               vg_err_t *err)
+static vg_entity_t *entity_get_h(vg_state_t *st, int type, const char *key, size_t len, uint64_t h,
+                                 vg_err_t *err)
 {
-    uint64_t h = entity_hash(type, key, len);
     size_t mask = st->nslots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         vg_entity_t *e = st->slots[i].ent;
@@ -221,10 +220,10 @@ static vg_entity_t *entity_get(vg_state_t *st, int type, const char *key, size_t
         vg_error("features", "%s", eb);
         return NULL;
     }
-    if (found && vg_blob_check((const uint8_t *)st->getbuf.data, st->getbuf.len, st->catalog,
-                               type) != 0) {
-        vg_error("features", "corrupt state for %s %.*s", st->catalog->types[type].name,
-                 (int)len, key);
+    if (found &&
+        vg_blob_check((const uint8_t *)st->getbuf.data, st->getbuf.len, st->catalog, type) != 0) {
+        vg_error("features", "corrupt state for %s %.*s", st->catalog->types[type].name, (int)len,
+                 key);
         *err = VG_ERR_STATE;
         return NULL;
     }
@@ -250,6 +249,11 @@ static vg_entity_t *entity_get(vg_state_t *st, int type, const char *key, size_t
     st->nents++;
     *err = VG_OK;
     return e;
+}
+
+static vg_entity_t *entity_get(vg_state_t *st, int type, const char *key, size_t len, vg_err_t *err)
+{
+    return entity_get_h(st, type, key, len, entity_hash(type, key, len), err);
 }
 
 /* Resets an entity idle beyond its type's retention as of watermark wm. */
@@ -307,8 +311,7 @@ static txnrec_t **txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t
 }
 
 /* Stores (or replaces) the pending record for key. */
-static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void *val,
-                         size_t vlen)
+static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void *val, size_t vlen)
 {
     if ((st->ntxns + 1) * 2 > st->ntslots) {
         size_t n = st->ntslots * 2;
@@ -353,9 +356,9 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     vg_state_t *st = vg_xcalloc(1, sizeof(*st));
     st->catalog = catalog;
     st->cache_limit = opts && opts->cache_bytes ? opts->cache_bytes : (size_t)256 << 20;
-    st->txn_retention = opts && opts->txn_retention_ms ? opts->txn_retention_ms
-                                                        : catalog->label_retention;
-    st->sync = opts ? opts->sync : 1;
+    st->txn_retention =
+        opts && opts->txn_retention_ms ? opts->txn_retention_ms : catalog->label_retention;
+    st->sync = opts ? !opts->nosync : 1;
     st->watermark = INT64_MIN;
     st->committed_watermark = INT64_MIN;
     vg_buf_init(&st->getbuf);
@@ -399,8 +402,8 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
             goto out_free;
         vg_kv_batch_clear(st->batch);
     }
-    if (vg_kv_get(st->kv, st->cf_meta, META_WATERMARK, strlen(META_WATERMARK), &st->getbuf,
-                  &found, errbuf, errlen) != VG_OK)
+    if (vg_kv_get(st->kv, st->cf_meta, META_WATERMARK, strlen(META_WATERMARK), &st->getbuf, &found,
+                  errbuf, errlen) != VG_OK)
         goto out_free;
     if (found && st->getbuf.len == 8) {
         st->watermark = rdi64(st->getbuf.data);
@@ -593,21 +596,46 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     int64_t wm = st->watermark > t ? st->watermark : t;
     vg_err_t err;
     st->gen++;
+    /* The entities of one transaction are unrelated cache lines in a large table: issue
+     * their loads together (slot, then entity, then its rings) instead of one miss after
+     * another. */
+    uint64_t hs[VG_STATE_MAX_TYPES];
+    size_t mask = st->nslots - 1;
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        int field = c->types[ty].field;
+        if (!txn->str[field])
+            continue;
+        hs[ty] = entity_hash((int)ty, txn->str[field], txn->len[field]);
+        __builtin_prefetch(&st->slots[hs[ty] & mask]);
+    }
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        if (!txn->str[c->types[ty].field])
+            continue;
+        for (size_t i = hs[ty] & mask; st->slots[i].ent; i = (i + 1) & mask)
+            if (st->slots[i].hash == hs[ty]) {
+                __builtin_prefetch(st->slots[i].ent);
+                break;
+            }
+    }
     for (size_t ty = 0; ty < c->ntypes; ty++) {
         int field = c->types[ty].field;
         st->ents[ty] = NULL;
         if (!txn->str[field])
             continue;
-        vg_entity_t *e = entity_get(st, (int)ty, txn->str[field], txn->len[field], &err);
+        vg_entity_t *e = entity_get_h(st, (int)ty, txn->str[field], txn->len[field], hs[ty], &err);
         if (!e)
             return err;
-        entity_expire(st, e, wm);
+        for (uint32_t off = 0; off < e->blob.len && off < 512; off += 64)
+            __builtin_prefetch(e->blob.data + off);
         st->ents[ty] = e;
     }
+    for (size_t ty = 0; ty < c->ntypes; ty++)
+        if (st->ents[ty])
+            entity_expire(st, st->ents[ty], wm);
     for (size_t i = 0; i < c->nfeatures; i++)
         out[i] = compute(st, &c->features[i], txn);
 
-    uint64_t mask = 0;
+    uint64_t ringmask = 0;
     for (size_t ty = 0; ty < c->ntypes; ty++) {
         vg_entity_t *e = st->ents[ty];
         if (!e)
@@ -623,7 +651,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             } else {
                 vg_ring_add_stats(&e->blob, c, r, t, txn->amount);
                 if (rd->labels)
-                    mask |= 1ULL << r;
+                    ringmask |= 1ULL << r;
             }
         }
         vg_blob_touch(&e->blob, t, txn->lat, txn->lon);
@@ -638,14 +666,13 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         uint32_t hdr[2] = {1, 0};
         vg_buf_append(b, hdr, sizeof(hdr));
         vg_buf_append(b, &t, 8);
-        vg_buf_append(b, &mask, 8);
+        vg_buf_append(b, &ringmask, 8);
         for (size_t ty = 0; ty < c->ntypes; ty++) {
             if (c->types[ty].label_slot < 0)
                 continue;
             int field = c->types[ty].field;
-            uint16_t len = txn->str[field] && txn->len[field] < 0xffff
-                               ? (uint16_t)txn->len[field]
-                               : (uint16_t)0xffff;
+            uint16_t len = txn->str[field] && txn->len[field] < 0xffff ? (uint16_t)txn->len[field]
+                                                                       : (uint16_t)0xffff;
             vg_buf_append(b, &len, 2);
             if (len != 0xffff)
                 vg_buf_append(b, txn->str[field], len);
@@ -663,6 +690,8 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     if (!c->uses_labels)
         return VG_OK;
     const char *id = label->txn_id;
+    if (!id)
+        return VG_ERR_NOTFOUND;
     size_t idlen = strlen(id);
     uint64_t h = vg_hash64(id, idlen, VG_HASH_SEED);
     txnrec_t *r = *txn_slot(st, id, idlen, h);
@@ -670,8 +699,8 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     if (!r) {
         int found = 0;
         char eb[VG_ERRLEN];
-        if ((err = vg_kv_get(st->kv, st->cf_txn, id, idlen, &st->getbuf, &found, eb,
-                             sizeof(eb))) != VG_OK) {
+        if ((err = vg_kv_get(st->kv, st->cf_txn, id, idlen, &st->getbuf, &found, eb, sizeof(eb))) !=
+            VG_OK) {
             vg_error("features", "%s", eb);
             return err;
         }
@@ -773,8 +802,8 @@ vg_err_t vg_state_offsets(vg_state_t *st, void **blob, size_t *len)
     char eb[VG_ERRLEN];
     *blob = NULL;
     *len = 0;
-    vg_err_t err = vg_kv_get(st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
-                             &st->getbuf, &found, eb, sizeof(eb));
+    vg_err_t err = vg_kv_get(st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS), &st->getbuf,
+                             &found, eb, sizeof(eb));
     if (err) {
         vg_error("features", "%s", eb);
         return err;

@@ -77,7 +77,8 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
     if (!mkdtemp(dir))
         return -1;
     char eb[VG_ERRLEN];
-    vg_state_opts_t opts = {.cache_bytes = commit ? 0 : (size_t)8 << 30, .sync = getenv("VG_BENCH_NOSYNC") ? 0 : 1};
+    vg_state_opts_t opts = {.cache_bytes = commit ? 0 : (size_t)8 << 30,
+                            .nosync = getenv("VG_BENCH_NOSYNC") != NULL};
     vg_state_t *st = vg_state_open(dir, cat, &opts, eb, sizeof(eb));
     if (!st) {
         fprintf(stderr, "%s\n", eb);
@@ -136,8 +137,8 @@ int main(int argc, char **argv)
     vg_catalog_t *cat = vg_catalog_load(path, &schema, eb, sizeof(eb));
     const char *base_text = "amount = amount\nlog_amount = log_amount\nhour = hour\n"
                             "weekend = weekend\nnight = night\n";
-    vg_catalog_t *base = vg_catalog_parse("baseline", base_text, strlen(base_text), &schema, eb,
-                                          sizeof(eb));
+    vg_catalog_t *base =
+        vg_catalog_parse("baseline", base_text, strlen(base_text), &schema, eb, sizeof(eb));
     if (!cat || !base) {
         fprintf(stderr, "%s\n", eb);
         return 1;
@@ -193,7 +194,8 @@ int main(int argc, char **argv)
     for (size_t t = 0; t < rc.stats.ntypes; t++) {
         const vg_state_type_stats_t *ts = &rc.stats.types[t];
         printf("state %-12s %7llu entities, %7.1f bytes each (encoded)\n", ts->entity,
-               (unsigned long long)ts->cached, ts->cached ? (double)ts->cached_bytes / ts->cached : 0);
+               (unsigned long long)ts->cached,
+               ts->cached ? (double)ts->cached_bytes / ts->cached : 0);
     }
     printf("cache memory (compute run): %.1f MiB for %llu entities\n",
            rc.stats.cache_bytes / 1048576.0, (unsigned long long)rc.stats.cache_entries);

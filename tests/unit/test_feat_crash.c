@@ -77,7 +77,7 @@ static void child(const char *dir, int fd)
     vg_schema_init(&schema);
     vg_catalog_t *cat = load(&schema);
     char eb[VG_ERRLEN];
-    vg_state_opts_t opts = {.cache_bytes = 256 * 1024, .sync = 1};
+    vg_state_opts_t opts = {.cache_bytes = 256 * 1024, .nosync = 0};
     vg_state_t *st = vg_state_open(dir, cat, &opts, eb, sizeof(eb));
     if (!st)
         _exit(3);
@@ -141,7 +141,7 @@ static void crash_once(unsigned delay_us, int wait_commits)
 
     /* the uninterrupted run */
     char *dir2 = vg_test_tmpdir();
-    vg_state_opts_t opts = {.cache_bytes = 64 << 20, .sync = 0};
+    vg_state_opts_t opts = {.cache_bytes = 64 << 20, .nosync = 1};
     vg_state_t *ref = vg_state_open(dir2, cat, &opts, eb, sizeof(eb));
     size_t nf = vg_catalog_size(cat);
     double *a = malloc(nf * sizeof(double)), *b = malloc(nf * sizeof(double));

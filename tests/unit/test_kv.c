@@ -80,6 +80,18 @@ static void test_kv(void)
     VG_CHECK(kl == 4 && memcmp(first, "a/00", 4) == 0);
     vg_kv_iter_free(it);
 
+    /* a point_lookups family iterates in order too */
+    it = vg_kv_iter_new(kv, 0);
+    n = 0;
+    for (vg_kv_iter_seek(it, NULL, 0); vg_kv_iter_valid(it); vg_kv_iter_next(it)) {
+        size_t vl;
+        const char *v = vg_kv_iter_value(it, &vl);
+        VG_CHECK(vl == 4 && memcmp(v, "open", 4) == 0);
+        n++;
+    }
+    VG_CHECK_INT(n, 1);
+    vg_kv_iter_free(it);
+
     /* expiry hook: odd values go at compaction */
     vg_kv_compact(kv, 1);
     VG_CHECK(calls >= 20);
