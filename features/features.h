@@ -113,7 +113,8 @@ typedef struct vg_state_stats {
     uint64_t evictions;    /* entities dropped from the cache (cumulative) */
     uint64_t expired;      /* entities found idle beyond their retention and reset */
     uint64_t commits;
-    int64_t watermark_ms; /* greatest event time processed */
+    uint64_t committed_bytes; /* write-batch bytes of all commits (cumulative) */
+    int64_t watermark_ms;     /* greatest event time processed */
 } vg_state_stats_t;
 
 /* Fills stats (cheap: no RocksDB scan; stored_estimate is RocksDB's own estimate). */

@@ -199,9 +199,12 @@ int main(int argc, char **argv)
     }
     printf("cache memory (compute run): %.1f MiB for %llu entities\n",
            rc.stats.cache_bytes / 1048576.0, (unsigned long long)rc.stats.cache_entries);
-    printf("commits run: %llu commits, %llu loads, %llu evictions, cache %.1f MiB\n",
-           (unsigned long long)rk.stats.commits, (unsigned long long)rk.stats.loads,
-           (unsigned long long)rk.stats.evictions, rk.stats.cache_bytes / 1048576.0);
+    printf("commits run: %llu commits of %.2f MiB on average, %llu loads, %llu evictions, cache "
+           "%.1f MiB\n",
+           (unsigned long long)rk.stats.commits,
+           rk.stats.commits ? rk.stats.committed_bytes / 1048576.0 / rk.stats.commits : 0,
+           (unsigned long long)rk.stats.loads, (unsigned long long)rk.stats.evictions,
+           rk.stats.cache_bytes / 1048576.0);
     vg_catalog_free(cat);
     vg_catalog_free(base);
     vg_schema_free(&schema);
