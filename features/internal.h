@@ -136,6 +136,7 @@ typedef struct vg_blob {
     uint8_t *data;
     uint32_t len;
     uint32_t cap;
+    int fixed; /* data is part of a larger block: the owner grows it, never vg_blob_reserve */
 } vg_blob_t;
 
 /* Sums over a window of a stats ring. */

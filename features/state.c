@@ -32,16 +32,25 @@
 
 #define TXN_REC_HDR 24
 
+/* One allocation per cached entity: this header, the key, then the encoded state (blob.data
+ * points into the same block, 8-byte aligned), so a lookup touches adjacent memory. The
+ * block grows by realloc (entity_room), after which every pointer to it is fixed. */
 typedef struct vg_entity {
     uint64_t hash;
     vg_blob_t blob;
-    uint32_t acct; /* bytes accounted in cache_bytes */
+    uint32_t acct;      /* bytes accounted in cache_bytes */
+    uint32_t dirty_idx; /* position in the dirty list while dirty */
     uint16_t type;
     uint8_t dirty;
     uint8_t ref;
     uint32_t keylen;
     char key[];
 } vg_entity_t;
+
+static inline size_t ent_blob_off(size_t keylen)
+{
+    return (sizeof(vg_entity_t) + keylen + 7) & ~(size_t)7;
+}
 
 typedef struct slot {
     uint64_t hash;
@@ -99,6 +108,7 @@ struct vg_state {
     memo_t *memo;
     uint64_t gen;
     vg_entity_t *ents[VG_STATE_MAX_TYPES];
+    uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
 
     uint64_t loads, evictions, expired, commits, committed_bytes;
 };
@@ -181,9 +191,52 @@ static void table_remove(vg_state_t *st, size_t i)
 
 static void account(vg_state_t *st, vg_entity_t *ent)
 {
-    st->cache_bytes += ent->blob.cap;
+    uint32_t bytes = (uint32_t)ent_blob_off(ent->keylen) + ent->blob.cap;
+    st->cache_bytes += bytes;
     st->cache_bytes -= ent->acct;
-    ent->acct = ent->blob.cap;
+    ent->acct = bytes;
+}
+
+static vg_entity_t *entity_alloc(int type, const char *key, size_t len, uint64_t h, uint32_t need)
+{
+    uint32_t cap = (need + need / 2 + 63) & ~63u;
+    vg_entity_t *e = vg_xmalloc(ent_blob_off(len) + cap);
+    memset(e, 0, sizeof(*e));
+    e->hash = h;
+    e->type = (uint16_t)type;
+    e->keylen = (uint32_t)len;
+    memcpy(e->key, key, len);
+    e->blob.data = (uint8_t *)e + ent_blob_off(len);
+    e->blob.cap = cap;
+    e->blob.fixed = 1;
+    return e;
+}
+
+/* Makes room for extra more bytes of state; may move the entity: returns where it is now,
+ * with the table slot and the dirty list pointing there. */
+static vg_entity_t *entity_room(vg_state_t *st, vg_entity_t *e, uint32_t extra)
+{
+    if (e->blob.len + extra <= e->blob.cap)
+        return e;
+    uint32_t cap = e->blob.cap * 2;
+    if (cap < e->blob.len + extra)
+        cap = (e->blob.len + extra + 63) & ~63u;
+    vg_entity_t *old = e;
+    e = vg_xrealloc(e, ent_blob_off(e->keylen) + cap);
+    e->blob.data = (uint8_t *)e + ent_blob_off(e->keylen);
+    e->blob.cap = cap;
+    if (e != old) {
+        size_t mask = st->nslots - 1;
+        for (size_t i = e->hash & mask;; i = (i + 1) & mask)
+            if (st->slots[i].ent == old) {
+                st->slots[i].ent = e;
+                break;
+            }
+        if (e->dirty)
+            st->dirty[e->dirty_idx] = e;
+    }
+    account(st, e);
+    return e;
 }
 
 static void mark_dirty(vg_state_t *st, vg_entity_t *ent)
@@ -192,6 +245,7 @@ static void mark_dirty(vg_state_t *st, vg_entity_t *ent)
     if (ent->dirty)
         return;
     ent->dirty = 1;
+    ent->dirty_idx = (uint32_t)st->ndirty;
     if (st->ndirty == st->dirtycap) {
         st->dirtycap = st->dirtycap ? st->dirtycap * 2 : 1024;
         st->dirty = vg_xrealloc(st->dirty, st->dirtycap * sizeof(*st->dirty));
@@ -229,13 +283,10 @@ static vg_entity_t *entity_get_h(vg_state_t *st, int type, const char *key, size
         *err = VG_ERR_STATE;
         return NULL;
     }
-    vg_entity_t *e = vg_xcalloc(1, sizeof(*e) + len);
-    e->hash = h;
-    e->type = (uint16_t)type;
-    e->keylen = (uint32_t)len;
-    memcpy(e->key, key, len);
+    uint32_t empty = VG_ENTITY_HDR + VG_RING_HDR * (uint32_t)st->catalog->types[type].nrings;
+    vg_entity_t *e =
+        entity_alloc(type, key, len, h, found ? (uint32_t)st->getbuf.len : empty + 4 * 64);
     if (found) {
-        vg_blob_reserve(&e->blob, (uint32_t)st->getbuf.len);
         memcpy(e->blob.data, st->getbuf.data, st->getbuf.len);
         e->blob.len = (uint32_t)st->getbuf.len;
         st->loads++;
@@ -243,7 +294,6 @@ static vg_entity_t *entity_get_h(vg_state_t *st, int type, const char *key, size
         vg_blob_init_entity(&e->blob, st->catalog, type);
     }
     e->ref = 1;
-    st->cache_bytes += sizeof(*e) + len;
     account(st, e);
     if ((st->nents + 1) * 2 > st->nslots)
         table_grow(st);
@@ -273,8 +323,7 @@ static void entity_expire(vg_state_t *st, vg_entity_t *e, int64_t wm)
 
 static void entity_free(vg_state_t *st, vg_entity_t *e)
 {
-    st->cache_bytes -= sizeof(*e) + e->keylen + e->acct;
-    free(e->blob.data);
+    st->cache_bytes -= e->acct;
     free(e);
 }
 
@@ -426,6 +475,9 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         st->setcap = 65536; /* distinct counts saturate there (documented) */
     st->setbuf = vg_xmalloc(st->setcap * sizeof(*st->setbuf));
     st->memo = vg_xcalloc(catalog->nrings + 1, sizeof(*st->memo));
+    for (size_t r = 0; r < catalog->nrings; r++)
+        st->max_growth[catalog->rings[r].type] +=
+            catalog->rings[r].set_field >= 0 ? 24 : catalog->rings[r].reclen;
     return st;
 
 out_free:
@@ -441,7 +493,6 @@ void vg_state_close(vg_state_t *st)
     vg_kv_batch_free(st->batch);
     for (size_t i = 0; i < st->nslots; i++)
         if (st->slots[i].ent) {
-            free(st->slots[i].ent->blob.data);
             free(st->slots[i].ent);
         }
     free(st->slots);
@@ -644,6 +695,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         if (!e)
             continue;
         const vg_etype_t *et = &c->types[ty];
+        e = st->ents[ty] = entity_room(st, e, st->max_growth[ty]);
         for (int r = et->first_ring; r < et->first_ring + et->nrings; r++) {
             const vg_ring_def_t *rd = &c->rings[r];
             if (!filter_pass(c, rd->filter, txn))
@@ -659,7 +711,6 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         }
         vg_blob_touch(&e->blob, t, txn->lat, txn->lon);
         mark_dirty(st, e);
-        account(st, e);
     }
     st->watermark = wm;
 
