@@ -362,7 +362,8 @@ static txnrec_t **txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t
 }
 
 /* Stores (or replaces) the pending record for key. */
-static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void *val, size_t vlen)
+static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t h, const void *val,
+                           size_t vlen)
 {
     if ((st->ntxns + 1) * 2 > st->ntslots) {
         size_t n = st->ntslots * 2;
@@ -380,7 +381,6 @@ static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void
         st->tslots = slots;
         st->ntslots = n;
     }
-    uint64_t h = vg_hash64(key, len, VG_HASH_SEED);
     txnrec_t **slot = txn_slot(st, key, len, h);
     txnrec_t *r = *slot;
     if (!r || r->vlen < vlen) {
@@ -397,6 +397,11 @@ static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void
     memcpy(r->val, val, vlen);
     r->vlen = (uint32_t)vlen;
     return r;
+}
+
+static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void *val, size_t vlen)
+{
+    return txn_put_h(st, key, len, vg_hash64(key, len, VG_HASH_SEED), val, vlen);
 }
 
 /* ---- open / close ---- */
@@ -655,6 +660,12 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
      * another. */
     uint64_t hs[VG_STATE_MAX_TYPES];
     size_t mask = st->nslots - 1;
+    int record = c->uses_labels && txn->str[VG_F_TXN_ID];
+    uint64_t txn_h = 0;
+    if (record) {
+        txn_h = vg_hash64(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], VG_HASH_SEED);
+        __builtin_prefetch(&st->tslots[txn_h & (st->ntslots - 1)]);
+    }
     for (size_t ty = 0; ty < c->ntypes; ty++) {
         int field = c->types[ty].field;
         if (!txn->str[field])
@@ -714,7 +725,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     }
     st->watermark = wm;
 
-    if (c->uses_labels && txn->str[VG_F_TXN_ID]) {
+    if (record) {
         vg_buf_t *b = &st->recbuf;
         vg_buf_reset(b);
         uint32_t hdr[2] = {1, 0};
@@ -731,7 +742,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             if (len != 0xffff)
                 vg_buf_append(b, txn->str[field], len);
         }
-        txn_put(st, txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], b->data, b->len);
+        txn_put_h(st, txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], txn_h, b->data, b->len);
     }
     return VG_OK;
 }
