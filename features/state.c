@@ -11,7 +11,9 @@
  * Invariants:
  *  - the cache is an open-addressing (linear probing) table keyed by (type, id); an entity
  *    in it is authoritative over RocksDB; a dirty entity (changed since the last commit)
- *    is on the dirty list and is never evicted, so the cache only drops committed state;
+ *    is on the dirty list (at dirty_idx) and is never evicted, so the cache only drops
+ *    committed state; an entity is one block (header, key, encoded rings) that only
+ *    entity_room() moves, fixing its table slot and dirty-list entry;
  *  - transaction records made or changed since the last commit live in an arena indexed
  *    by txn_id and reach RocksDB only in the commit's batch, with the entities and offsets;
  *  - an entity whose newest transaction is older than (watermark - its type's retention)
@@ -845,6 +847,8 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
     /* In key order per family: RocksDB's memtable skiplist then inserts each key next to
      * the previous one instead of searching from the top, the main cost of a commit. */
     qsort(st->dirty, st->ndirty, sizeof(*st->dirty), cmp_entity);
+    for (size_t i = 0; i < st->ndirty; i++) /* if the write fails they stay dirty */
+        st->dirty[i]->dirty_idx = (uint32_t)i;
     for (size_t i = 0; i < st->ndirty; i++) {
         vg_entity_t *e = st->dirty[i];
         int64_t last = vg_blob_last_ts(&e->blob);
