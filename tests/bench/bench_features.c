@@ -10,7 +10,8 @@
  *   commits   - the default catalogue, vg_state_commit every 2,000 events (synced write
  *               batch with the offsets), default 256 MiB cache.
  * Prints events/s for each and the bytes of state per card (encoded value, the same bytes
- * RocksDB stores). Usage: bench_features [EVENTS] [SOURCE_DIR]
+ * RocksDB stores). Usage: bench_features [EVENTS] [SOURCE_DIR]; VG_BENCH_ONLY=baseline|compute|
+ * commits runs one of them, VG_BENCH_NOSYNC=1 commits without fsync (to see its share).
  */
 #include "features/features.h"
 
