@@ -173,9 +173,10 @@ static vg_err_t parse_field(parser_t *p, vg_schema_t *schema, const char *after,
 static int64_t default_bucket(int64_t window, int64_t delay)
 {
     static const int64_t widths[] = {86400000, 3600000, 300000, 60000, 1000, 1};
-    int64_t limit = window <= 600000 ? 60000 : window <= 3600000 ? 300000
-                                           : window <= 86400000  ? 3600000
-                                                                 : 86400000;
+    int64_t limit = window <= 600000     ? 60000
+                    : window <= 3600000  ? 300000
+                    : window <= 86400000 ? 3600000
+                                         : 86400000;
     for (size_t i = 0; i < VG_ARRAY_LEN(widths); i++)
         if (widths[i] <= limit && window % widths[i] == 0 && delay % widths[i] == 0)
             return widths[i];
@@ -250,8 +251,7 @@ static vg_err_t parse_line(parser_t *p, vg_catalog_t *c, vg_schema_t *schema, in
         while (p->pos < p->ntok) {
             const char *kw = p->tok[p->pos];
             if (simple)
-                return perr(p, "expected end of line, got '%s' (%s takes no options)", kw,
-                            aggname);
+                return perr(p, "expected end of line, got '%s' (%s takes no options)", kw, aggname);
             p->pos++;
             if (strcmp(kw, "delay") == 0) {
                 if ((err = parse_duration(p, "delay", &f.delay)))
@@ -341,8 +341,9 @@ static vg_err_t parse_line(parser_t *p, vg_catalog_t *c, vg_schema_t *schema, in
         }
         if (r == c->nrings) {
             if (c->nrings == VG_MAX_RINGS)
-                return perr(p, "too many distinct (entity, bucket, filter) combinations (at "
-                               "most %d)",
+                return perr(p,
+                            "too many distinct (entity, bucket, filter) combinations (at "
+                            "most %d)",
                             VG_MAX_RINGS);
             vg_ring_def_t *rd = &c->rings[c->nrings++];
             memset(rd, 0, sizeof(*rd));
@@ -418,8 +419,8 @@ static void finish(vg_catalog_t *c)
     }
 }
 
-vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len,
-                               vg_schema_t *schema, char *errbuf, size_t errlen)
+vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len, vg_schema_t *schema,
+                               char *errbuf, size_t errlen)
 {
     vg_catalog_t *c = vg_xcalloc(1, sizeof(*c));
     vg_version_of(text, len, c->version);

@@ -27,8 +27,8 @@ typedef struct vg_catalog vg_catalog_t;
  */
 vg_catalog_t *vg_catalog_load(const char *path, vg_schema_t *schema, char *errbuf, size_t errlen);
 /* Same, from text in memory; name is used in messages in place of the file name. */
-vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len,
-                               vg_schema_t *schema, char *errbuf, size_t errlen);
+vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len, vg_schema_t *schema,
+                               char *errbuf, size_t errlen);
 /* Number of features. */
 size_t vg_catalog_size(const vg_catalog_t *catalog);
 /* Name of feature i (< size), valid while the catalogue lives. */
@@ -50,7 +50,7 @@ typedef struct vg_state_opts {
     size_t cache_bytes;       /* write-back cache bound; 0 = 256 MiB (soft: see vg_state_commit) */
     int64_t txn_retention_ms; /* how long labels can find a transaction; 0 = the longest
                                  label-driven window + delay of the catalogue */
-    int sync;                 /* fsync each commit; opts NULL = 1 */
+    int nosync;               /* 1: commits are not fsync'd (tests, benchmarks); 0 = durable */
 } vg_state_opts_t;
 
 /*
@@ -83,7 +83,7 @@ vg_err_t vg_state_label(vg_state_t *state, const vg_label_t *label);
 
 /*
  * Writes every change since the last commit plus the caller's opaque offsets blob in ONE
- * RocksDB write batch (synced unless opts.sync = 0). After a crash, reopening gives the
+ * RocksDB write batch (fsync'd unless opts.nosync). After a crash, reopening gives the
  * state and offsets of the last committed batch, never a mix. Then shrinks the cache to
  * its bound (only committed entities can leave it, so it can exceed the bound between
  * commits by what one batch touches).
@@ -96,24 +96,25 @@ vg_err_t vg_state_offsets(vg_state_t *state, void **blob, size_t *len);
 #define VG_STATE_MAX_TYPES 16
 
 typedef struct vg_state_type_stats {
-    const char *entity;        /* the entity field, e.g. "card_id" */
-    uint64_t cached;           /* entities in the cache */
-    uint64_t cached_bytes;     /* bytes of their encoded state */
-    uint64_t stored_estimate;  /* RocksDB's estimate of keys in the column family */
+    const char *entity;       /* the entity field, e.g. "card_id" */
+    uint64_t cached;          /* entities in the cache */
+    uint64_t cached_bytes;    /* bytes of their encoded state */
+    uint64_t stored_estimate; /* RocksDB's estimate of keys in the column family */
 } vg_state_type_stats_t;
 
 typedef struct vg_state_stats {
     size_t ntypes;
     vg_state_type_stats_t types[VG_STATE_MAX_TYPES];
-    uint64_t cache_bytes;   /* memory the cache accounts for */
+    uint64_t cache_bytes; /* memory the cache accounts for */
     uint64_t cache_entries;
-    uint64_t dirty;         /* entities changed since the last commit */
-    uint64_t pending_txns;  /* transaction records waiting for the next commit */
-    uint64_t loads;         /* cache misses that read RocksDB (cumulative) */
-    uint64_t evictions;     /* entities dropped from the cache (cumulative) */
-    uint64_t expired;       /* entities found idle beyond their retention and reset */
+    uint64_t dirty;        /* entities changed since the last commit */
+    uint64_t pending_txns; /* transaction records waiting for the next commit */
+    uint64_t loads;        /* cache misses that read RocksDB (cumulative) */
+    uint64_t evictions;    /* entities dropped from the cache (cumulative) */
+    uint64_t expired;      /* entities found idle beyond their retention and reset */
     uint64_t commits;
-    int64_t watermark_ms;   /* greatest event time processed */
+    uint64_t committed_bytes; /* write-batch bytes of all commits (cumulative) */
+    int64_t watermark_ms;     /* greatest event time processed */
 } vg_state_stats_t;
 
 /* Fills stats (cheap: no RocksDB scan; stored_estimate is RocksDB's own estimate). */

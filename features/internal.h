@@ -78,21 +78,21 @@ typedef struct vg_etype {
     int64_t retention; /* ms: max (window + delay) of its features */
     int first_ring;    /* its rings are first_ring .. first_ring + nrings - 1 */
     int nrings;
-    int label_slot;    /* position in a transaction record's key list, -1 if no labels */
+    int label_slot; /* position in a transaction record's key list, -1 if no labels */
 } vg_etype_t;
 
 typedef struct vg_feature {
     char *name;
     vg_agg_t agg;
-    int type;        /* entity type, -1 for per-transaction features */
-    int ring;        /* ring index, -1 for none */
-    int field;       /* distinct/new: the counted field */
-    int64_t window;  /* ms */
-    int64_t delay;   /* ms */
-    int64_t bucket;  /* ms */
-    int64_t nwin;    /* window / bucket */
-    int64_t ndelay;  /* delay / bucket */
-    int current;     /* `including current` */
+    int type;       /* entity type, -1 for per-transaction features */
+    int ring;       /* ring index, -1 for none */
+    int field;      /* distinct/new: the counted field */
+    int64_t window; /* ms */
+    int64_t delay;  /* ms */
+    int64_t bucket; /* ms */
+    int64_t nwin;   /* window / bucket */
+    int64_t ndelay; /* delay / bucket */
+    int current;    /* `including current` */
 } vg_feature_t;
 
 #define VG_MAX_RINGS 64
@@ -127,15 +127,16 @@ struct vg_catalog {
  *                 std stays accurate when amounts are close)
  *     set ring:   i64 idx, u32 n, u32 0, then n u64 value hashes (in insertion order)
  */
-#define VG_ENTITY_VERSION  1u
-#define VG_ENTITY_HDR      40u
-#define VG_RING_HDR        8u
-#define VG_SET_MAX         64u /* values kept per bucket of a set ring */
+#define VG_ENTITY_VERSION 1u
+#define VG_ENTITY_HDR     40u
+#define VG_RING_HDR       8u
+#define VG_SET_MAX        64u /* values kept per bucket of a set ring */
 
 typedef struct vg_blob {
     uint8_t *data;
     uint32_t len;
     uint32_t cap;
+    int fixed; /* data is part of a larger block: the owner grows it, never vg_blob_reserve */
 } vg_blob_t;
 
 /* Sums over a window of a stats ring. */
@@ -186,7 +187,8 @@ size_t vg_ring_query_set(const vg_blob_t *blob, const vg_catalog_t *catalog, int
                          int64_t hi, uint64_t *out, size_t cap);
 /* Adds delta to the fraud count of the bucket holding ts, if that bucket exists and the
  * result stays >= 0. Returns 1 if changed. */
-int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts, int delta);
+int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
+                      int delta);
 /* Records ts (and location) as the entity's latest if it is. */
 void vg_blob_touch(vg_blob_t *blob, int64_t ts, double lat, double lon);
 void vg_blob_last_geo(const vg_blob_t *blob, int64_t *ts, double *lat, double *lon);

@@ -77,7 +77,7 @@ vg_kv_t *vg_kv_open(const char *dir, const vg_kv_family_t *families, size_t nfam
 {
     vg_kv_t *kv = vg_xcalloc(1, sizeof(*kv));
     size_t cache_bytes = opts && opts->block_cache_bytes ? opts->block_cache_bytes : 64u << 20;
-    size_t wbuf = opts && opts->write_buffer_bytes ? opts->write_buffer_bytes : 32u << 20;
+    size_t wbuf = opts && opts->write_buffer_bytes ? opts->write_buffer_bytes : 128u << 20;
     char *err = NULL;
 
     kv->options = rocksdb_options_create();
@@ -85,11 +85,24 @@ vg_kv_t *vg_kv_open(const char *dir, const vg_kv_family_t *families, size_t nfam
     rocksdb_options_set_create_missing_column_families(kv->options, 1);
     rocksdb_options_set_max_background_jobs(kv->options, 2);
     rocksdb_options_set_keep_log_file_num(kv->options, 2);
+    /* one writer thread; and hash memtables (point_lookups) need it off */
+    rocksdb_options_set_allow_concurrent_memtable_write(kv->options, 0);
     kv->cache = rocksdb_cache_create_lru(cache_bytes);
     kv->table = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(kv->table, kv->cache);
+    /* Bloom filters: most reads are for keys that do not exist yet (a new card). */
+    rocksdb_block_based_options_set_filter_policy(kv->table,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_options_set_block_based_table_factory(kv->options, kv->table);
     rocksdb_options_set_write_buffer_size(kv->options, wbuf);
+    rocksdb_options_set_max_write_buffer_number(kv->options, 3);
+    /* Write-heavy: state is rewritten every commit. Let L0 grow before throttling writers,
+     * and compact in bigger steps. */
+    rocksdb_options_set_level0_file_num_compaction_trigger(kv->options, 8);
+    rocksdb_options_set_level0_slowdown_writes_trigger(kv->options, 40);
+    rocksdb_options_set_level0_stop_writes_trigger(kv->options, 64);
+    rocksdb_options_set_max_bytes_for_level_base(kv->options, 512u << 20);
+    rocksdb_options_set_target_file_size_base(kv->options, 64u << 20);
     rocksdb_options_set_compression(kv->options, rocksdb_lz4_compression);
 
     /* Families on disk that the caller did not name must be opened as well. */
@@ -98,6 +111,8 @@ vg_kv_t *vg_kv_open(const char *dir, const vg_kv_family_t *families, size_t nfam
     if (err) { /* a new directory: nothing on disk yet */
         free(err);
         err = NULL;
+        if (existing) /* RocksDB returns an empty allocation even then */
+            rocksdb_list_column_families_destroy(existing, 0);
         existing = NULL;
         nexisting = 0;
     }
@@ -119,6 +134,13 @@ vg_kv_t *vg_kv_open(const char *dir, const vg_kv_family_t *families, size_t nfam
             kv->filters[i] =
                 rocksdb_compactionfilter_create(fc, filter_destroy, filter_cb, filter_name);
             rocksdb_options_set_compaction_filter(o, kv->filters[i]);
+        }
+        if (families[i].point_lookups) {
+            /* The whole key is the "prefix": the memtable hashes keys to short lists instead
+             * of walking a skiplist, which is most of the cost of a large write batch. */
+            rocksdb_options_set_prefix_extractor(o, rocksdb_slicetransform_create_noop());
+            rocksdb_options_set_hash_link_list_rep(o, 262144);
+            rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.05);
         }
         kv->cf_options[i] = o;
         names[n] = families[i].name;
@@ -303,6 +325,7 @@ vg_kv_iter_t *vg_kv_iter_new(vg_kv_t *kv, int cf)
     iter->snap = rocksdb_create_snapshot(kv->db);
     iter->ropts = rocksdb_readoptions_create();
     rocksdb_readoptions_set_snapshot(iter->ropts, iter->snap);
+    rocksdb_readoptions_set_total_order_seek(iter->ropts, 1); /* see point_lookups */
     iter->it = rocksdb_create_iterator_cf(kv->db, iter->ropts, kv->handles[cf]);
     return iter;
 }

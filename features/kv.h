@@ -34,10 +34,12 @@ typedef struct vg_kv_family {
     const char *name;       /* column family name; "default" is always there */
     vg_kv_expire_fn expire; /* NULL: never drop */
     void *expire_ctx;       /* passed to expire; must outlive the store */
+    int point_lookups;      /* 1: tune for get/put by whole key (a hash memtable, far cheaper
+                               writes); ordered iteration still works but costs more */
 } vg_kv_family_t;
 
 typedef struct vg_kv_opts {
-    size_t block_cache_bytes; /* RocksDB block cache; 0 = 64 MiB */
+    size_t block_cache_bytes;  /* RocksDB block cache; 0 = 64 MiB */
     size_t write_buffer_bytes; /* memtable size per family; 0 = 32 MiB */
 } vg_kv_opts_t;
 

@@ -11,6 +11,7 @@
  */
 #include "features/internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ void vg_blob_reserve(vg_blob_t *blob, uint32_t n)
 {
     if (n <= blob->cap)
         return;
+    assert(!blob->fixed); /* the owner makes room before adding (state.c: entity_room) */
     uint32_t cap = blob->cap ? blob->cap : 128;
     while (cap < n)
         cap *= 2;

@@ -179,7 +179,7 @@ static void test_handbook_definitions(void)
         return;
     VG_CHECK_INT(vg_catalog_size(cat), 15);
     char *dir = vg_test_tmpdir();
-    vg_state_opts_t opts = {.cache_bytes = 1 << 20, .sync = 0};
+    vg_state_opts_t opts = {.cache_bytes = 1 << 20, .nosync = 1};
     vg_state_t *st = vg_state_open(dir, cat, &opts, eb, sizeof(eb));
     VG_CHECK(st != NULL);
     if (!st)
@@ -202,7 +202,8 @@ static void test_handbook_definitions(void)
     int bad = 0, nonzero_risk = 0;
     for (int i = 0; i < n; i++) {
         while (next < nlab && txs[lab[next]].ts + 7 * DAY <= txs[i].ts) {
-            vg_label_t l = {.txn_id = txs[lab[next]].id, .fraud = 1,
+            vg_label_t l = {.txn_id = txs[lab[next]].id,
+                            .fraud = 1,
                             .ts_ms = (txs[lab[next]].ts + 7 * DAY) * 1000};
             VG_CHECK_INT(vg_state_label(st, &l), VG_OK);
             next++;
@@ -224,7 +225,8 @@ static void test_handbook_definitions(void)
         handbook(txs, i, want);
         for (int f = 0; f < 15; f++) {
             double a = got[f], b = want[f];
-            if (!((isnan(a) && isnan(b)) || a == b || fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b)))) {
+            if (!((isnan(a) && isnan(b)) || a == b ||
+                  fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b)))) {
                 if (bad++ < 5)
                     fprintf(stderr, "txn %d %s: got %.17g want %.17g\n", i,
                             vg_catalog_feature_name(cat, (size_t)f), a, b);

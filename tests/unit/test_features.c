@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#define MIN_MS 60000LL
+#define MIN_MS  60000LL
 #define HOUR_MS 3600000LL
-#define DAY_MS 86400000LL
+#define DAY_MS  86400000LL
 
 /* ---- the catalogue under test, as a table the reference reads ---- */
 
@@ -141,8 +141,8 @@ typedef struct ev {
     int card, term, dev, merch, chan; /* -1 absent */
     double amount, lat, lon;
     char id[16];
-    int counted;     /* a fraud label is counted (reference) */
-    int masked[64];  /* per group: filter passed when processed */
+    int counted;    /* a fraud label is counted (reference) */
+    int masked[64]; /* per group: filter passed when processed */
 } ev_t;
 
 static char idbuf[4][NCARDS + NTERMS + NDEVS + NMERCH][16];
@@ -329,7 +329,8 @@ static double ref_feature(int fi, const ev_t *e)
         int64_t dt = llabs(e->ts - r->geo_ts);
         if (dt > f->w)
             return NAN;
-        return haversine(r->lat, r->lon, e->lat, e->lon) / ((double)(dt > MIN_MS ? dt : MIN_MS) / HOUR_MS);
+        return haversine(r->lat, r->lon, e->lat, e->lon) /
+               ((double)(dt > MIN_MS ? dt : MIN_MS) / HOUR_MS);
     }
     int g = feat_group[fi];
     int64_t hi = bucket_of(e->ts, f->b) - f->d / f->b, lo = hi - f->w / f->b + 1;
@@ -510,8 +511,7 @@ static int compare(const double *got, const double *want, int ei)
     int bad = 0;
     for (int i = 0; i < NF; i++) {
         double a = got[i], b = want[i];
-        int ok = (isnan(a) && isnan(b)) || a == b ||
-                 fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b));
+        int ok = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b));
         if (!ok) {
             if (bad < 5)
                 fprintf(stderr, "event %d (ts %lld) feature %s: got %.17g want %.17g\n", ei,
@@ -547,7 +547,7 @@ static void run_property(uint64_t seed, int n)
         return;
     VG_CHECK_INT(vg_catalog_size(cat), NF);
     char *dir = vg_test_tmpdir();
-    vg_state_opts_t opts = {.cache_bytes = 48 * 1024, .sync = 0};
+    vg_state_opts_t opts = {.cache_bytes = 48 * 1024, .nosync = 1};
     vg_state_t *st = vg_state_open(dir, cat, &opts, eb, sizeof(eb));
     VG_CHECK(st != NULL);
     if (!st) {
@@ -610,8 +610,9 @@ static void run_property(uint64_t seed, int n)
     }
     vg_state_stats_t stats;
     vg_state_stats(st, &stats);
-    fprintf(stderr, "seed %llu: %lld values compared, %d labels (%d not found), %llu loads, "
-                    "%llu evictions, %llu expired\n",
+    fprintf(stderr,
+            "seed %llu: %lld values compared, %d labels (%d not found), %llu loads, "
+            "%llu evictions, %llu expired\n",
             (unsigned long long)seed, (long long)values, labels, notfound,
             (unsigned long long)stats.loads, (unsigned long long)stats.evictions,
             (unsigned long long)stats.expired);
