@@ -18,7 +18,9 @@
  * that line starts with an action word (then the rule really ended early, and the error
  * points at the open parenthesis or the dangling operator). After an error the parser skips
  * to the next line that starts with an action word, so one mistake gives one message.
- * Nesting is capped (VG_RULES_MAX_DEPTH) so that no input can exhaust the C stack.
+ * Nesting (parentheses, `not`, unary minus: each level counts one) is capped at
+ * VG_RULES_MAX_DEPTH and a condition's size at VG_RULES_MAX_NODES, so that no input can
+ * exhaust the C stack here or in the compiler.
  */
 #include "rules/rules_int.h"
 
@@ -186,9 +188,14 @@ static int parse_primary(parser_t *p)
         return n;
     case TK_LPAREN: {
         vg_token_t *open = t;
+        if (++p->depth > VG_RULES_MAX_DEPTH) {
+            fail(p, t, "condition nested too deeply (more than %s levels)", "64");
+            return -1;
+        }
         advance(p);
         p->paren++;
         n = parse_or(p);
+        p->depth--;
         if (n < 0)
             return -1;
         skip_continuation(p);
@@ -377,10 +384,6 @@ static int parse_and(parser_t *p)
 
 static int parse_or(parser_t *p)
 {
-    if (++p->depth > VG_RULES_MAX_DEPTH) {
-        fail(p, cur(p), "condition nested too deeply (more than %s levels)", "64");
-        return -1;
-    }
     int a = parse_and(p);
     while (a >= 0) {
         vg_token_t *op = peek_operator(p);
@@ -392,7 +395,6 @@ static int parse_or(parser_t *p)
             return -1;
         a = binary(p, N_OR, op, a, b);
     }
-    p->depth--;
     return a;
 }
 

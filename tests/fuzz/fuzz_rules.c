@@ -41,6 +41,17 @@ static void write_list(const char *name, const char *text)
     fclose(f);
 }
 
+static void cleanup(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/allowlist.txt", lists_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/blocklist.txt", lists_dir);
+    unlink(path);
+    rmdir(lists_dir);
+    vg_schema_free(&schema);
+}
+
 static void setup(void)
 {
     const char *base = getenv("TMPDIR");
@@ -52,6 +63,7 @@ static void setup(void)
     write_list("blocklist", "1.2.3.4\ndev-9\n");
     vg_schema_init(&schema);
     vg_schema_add(&schema, "ip_country");
+    atexit(cleanup);
 }
 
 static void check_result(const vg_rules_t *rs, const vg_rules_result_t *res)
