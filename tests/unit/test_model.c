@@ -326,6 +326,24 @@ static void test_bad_bundles(void)
     snprintf(msg, sizeof(msg),
              "model bundle %s: model.json: cannot load model: model has no valid num_feature", dir);
     expect_refused(dir, names, NF, "cat-1", msg);
+    /* Well-formed JSON whose first tree lost its first parent entry: libxgboost 1.7 would
+     * load it unchecked; vigil refuses it before XGBoost sees it. */
+    char *cut_parent = malloc(len + 1);
+    const char *parents = strstr(good, "\"parents\":[");
+    const char *comma = parents ? strchr(parents, ',') : NULL;
+    VG_CHECK(comma != NULL);
+    if (comma) {
+        size_t head = (size_t)(parents - good) + 11;
+        memcpy(cut_parent, good, head);
+        memcpy(cut_parent + head, comma + 1, len - (size_t)(comma + 1 - good));
+        write_text(path, cut_parent, len - (size_t)(comma + 1 - good) + head);
+        snprintf(msg, sizeof(msg),
+                 "model bundle %s: model.json: cannot load model: tree 0: \"parents\" has 28 "
+                 "entries for 29 nodes",
+                 dir);
+        expect_refused(dir, names, NF, "cat-1", msg);
+    }
+    free(cut_parent);
     remove(path);
     snprintf(msg, sizeof(msg), "model bundle %s: cannot read model.json: No such file or directory",
              dir);
