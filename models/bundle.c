@@ -92,6 +92,8 @@ vg_model_t *vg_model_wrap(vg_xgb_t *xgb, const char *const *features, size_t nfe
         goto out_fail;
     }
     model->nfeatures = nf;
+    model->rounds = rounds;
+    model->valid_ap = NAN;
     model->features = copy_names(features, nf);
     model->bins = vg_xcalloc(nf ? nf : 1, sizeof(*model->bins));
     for (size_t i = 0; i < nf; i++)

@@ -45,6 +45,8 @@ struct vg_model {
     vg_train_params_t params;
     size_t train_rows;
     size_t train_positives;
+    int rounds;
+    double valid_ap;
 };
 
 /* Allocates a model around xgb (taking ownership) with copies of the feature names, compiles

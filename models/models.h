@@ -115,6 +115,16 @@ typedef struct vg_train_params {
     uint64_t seed;           /* default 0; training is deterministic for a given seed */
     int nthread;             /* training threads (default 1; results do not depend on it) */
     const char *tree_method; /* "hist" (default), "exact", "approx" */
+    /* Optional validation slice (e.g. the last days of the training window), borrowed for
+     * the call: with early_stopping_rounds > 0, training stops when average precision on it
+     * has not improved for that many rounds and keeps the best round's trees. */
+    const float *valid_rows;
+    const float *valid_labels;
+    size_t valid_nrows;
+    int early_stopping_rounds;
+    /* Called after each round (for a progress line); valid_ap is NAN without validation. */
+    void (*progress)(int round, int trees, double valid_ap, void *ctx);
+    void *progress_ctx;
 } vg_train_params_t;
 
 void vg_train_params_default(vg_train_params_t *params);
@@ -128,6 +138,11 @@ void vg_train_params_default(vg_train_params_t *params);
 vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
                            const char *const *feature_names, const vg_train_params_t *params,
                            char *errbuf, size_t errlen);
+
+/* Rounds the trained model kept (params->trees, or the best round + 1 with early stopping)
+ * and the validation average precision at that round (NAN without validation). */
+int vg_model_rounds(const vg_model_t *model);
+double vg_model_valid_ap(const vg_model_t *model);
 
 /* Evaluation figures written into the manifest. */
 typedef struct vg_metric_kv {

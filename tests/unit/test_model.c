@@ -4,6 +4,7 @@
  * (through a different C API path), that reason codes add up to the margin and come out in
  * the right order, and that every kind of bad bundle is refused with its exact message.
  */
+#include "models/metrics.h"
 #include "models/models.h"
 #include "vg_test.h"
 
@@ -169,6 +170,56 @@ static void test_training_is_deterministic(void)
     free(a);
     free(b);
     free(c);
+}
+
+static int progress_calls;
+static void count_progress(int round, int trees, double valid_ap, void *ctx)
+{
+    (void)round;
+    (void)trees;
+    (void)valid_ap;
+    (void)ctx;
+    progress_calls++;
+}
+
+/* Early stopping on a validation slice (the last 1,000 rows): training stops once average
+ * precision has not improved for 5 rounds, keeps the best round, and the kept model's AP on
+ * the slice is the figure training reported. */
+static void test_early_stopping(void)
+{
+    vg_train_params_t params;
+    vg_train_params_default(&params);
+    params.trees = 200;
+    params.max_depth = 4;
+    params.eta = 0.5;
+    params.valid_rows = rows + 2000 * NF;
+    params.valid_labels = labels + 2000;
+    params.valid_nrows = 1000;
+    params.early_stopping_rounds = 5;
+    params.progress = count_progress;
+    char err[VG_ERRLEN] = "";
+    vg_model_t *model = vg_model_train(rows, labels, 2000, NF, names, &params, err, sizeof(err));
+    VG_CHECK(model != NULL);
+    if (!model) {
+        fprintf(stderr, "train: %s\n", err);
+        return;
+    }
+    int rounds = vg_model_rounds(model);
+    VG_CHECK(rounds >= 1 && rounds < 200);
+    VG_CHECK_INT(progress_calls, rounds + 5);
+    static float p[1000];
+    VG_CHECK_INT(vg_model_score(model, rows + 2000 * NF, 1000, p, err, sizeof(err)), VG_OK);
+    VG_CHECK_NEAR(vg_metric_ap(p, labels + 2000, 1000), vg_model_valid_ap(model), 1e-12);
+    /* The bundle holds exactly the kept rounds. */
+    char *dir = bundle_dir("early");
+    save(model, dir, "ubj");
+    vg_model_t *loaded = vg_model_load(dir, names, NF, "cat-1", err, sizeof(err));
+    VG_CHECK(loaded != NULL);
+    if (loaded)
+        VG_CHECK_INT(vg_model_rounds(loaded), rounds);
+    vg_model_free(loaded);
+    vg_model_free(model);
+    free(dir);
 }
 
 static void test_explain_adds_up(void)
@@ -424,6 +475,7 @@ int main(void)
     VG_RUN(test_scores_equal_libxgboost);
     VG_RUN(test_training_is_deterministic);
     VG_RUN(test_explain_adds_up);
+    VG_RUN(test_early_stopping);
     VG_RUN(test_bad_bundles);
     VG_RUN(test_damaged_models_fail_cleanly);
     vg_model_free(trained);
