@@ -9,6 +9,9 @@
 
 static const vg_command_t commands[] = {
     {"broker", vg_cmd_broker, "start a local Kafka-protocol broker (librdkafka mock cluster)"},
+    {"train", vg_cmd_train, "train a model bundle from decisions and labels"},
+    {"eval", vg_cmd_eval, "evaluate a model bundle on a window of decisions"},
+    {"model", vg_cmd_model, "model registry: list, show, add, promote"},
 };
 
 static void usage(FILE *out)

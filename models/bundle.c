@@ -467,9 +467,11 @@ static json_t *manifest_json(const vg_model_t *model, const vg_bundle_info_t *in
     }
     const vg_train_params_t *p = &model->params;
     json_t *params =
-        json_pack("{s:i, s:i, s:f, s:f, s:I, s:s}", "trees", p->trees, "max_depth", p->max_depth,
-                  "eta", p->eta, "scale_pos_weight", p->scale_pos_weight, "seed",
-                  (json_int_t)p->seed, "tree_method", p->tree_method ? p->tree_method : "");
+        json_pack("{s:i, s:i, s:f, s:f, s:I, s:s, s:i, s:i, s:I}", "trees", p->trees, "max_depth",
+                  p->max_depth, "eta", p->eta, "scale_pos_weight", p->scale_pos_weight, "seed",
+                  (json_int_t)p->seed, "tree_method", p->tree_method ? p->tree_method : "",
+                  "early_stopping_rounds", p->early_stopping_rounds, "rounds_kept", model->rounds,
+                  "valid_rows", (json_int_t)p->valid_nrows);
     return json_pack(
         "{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:I, s:o, s:o, s:o}", "format",
         MANIFEST_FORMAT, "model_file", model_file, "features", features, "catalog_version",

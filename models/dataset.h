@@ -59,4 +59,27 @@ void vg_dataset_free(vg_dataset_t *ds);
 vg_err_t vg_parse_window(const char *s, int64_t *from_ms, int64_t *to_ms, char *errbuf,
                          size_t errlen);
 
+/* ---- evaluation ---- */
+
+typedef struct vg_model vg_model_t;
+
+/* A model's figures on a dataset (see metrics.h for each definition). */
+typedef struct vg_eval {
+    size_t rows, frauds, days;
+    double auc_roc, average_precision;
+    size_t k;
+    double card_precision_at_k;
+    double threshold, precision, recall;
+} vg_eval_t;
+
+/*
+ * Scores ds with model (ds's columns must be the model's features, in order: load the
+ * dataset with opts.features = the model's) and computes the figures; days for card
+ * precision@k are UTC calendar days of the decision time. scores (optional, ds->nrows) gets
+ * the scores.
+ */
+vg_err_t vg_model_evaluate(vg_model_t *model, const vg_dataset_t *ds, size_t k,
+                           double threshold, vg_eval_t *out, float *scores, char *errbuf,
+                           size_t errlen);
+
 #endif
