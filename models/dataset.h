@@ -78,8 +78,7 @@ typedef struct vg_eval {
  * precision@k are UTC calendar days of the decision time. scores (optional, ds->nrows) gets
  * the scores.
  */
-vg_err_t vg_model_evaluate(vg_model_t *model, const vg_dataset_t *ds, size_t k,
-                           double threshold, vg_eval_t *out, float *scores, char *errbuf,
-                           size_t errlen);
+vg_err_t vg_model_evaluate(vg_model_t *model, const vg_dataset_t *ds, size_t k, double threshold,
+                           vg_eval_t *out, float *scores, char *errbuf, size_t errlen);
 
 #endif

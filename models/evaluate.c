@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-vg_err_t vg_model_evaluate(vg_model_t *model, const vg_dataset_t *ds, size_t k,
-                           double threshold, vg_eval_t *out, float *scores, char *errbuf,
-                           size_t errlen)
+vg_err_t vg_model_evaluate(vg_model_t *model, const vg_dataset_t *ds, size_t k, double threshold,
+                           vg_eval_t *out, float *scores, char *errbuf, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (ds->nfeatures != vg_model_nfeatures(model))
