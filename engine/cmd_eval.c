@@ -123,16 +123,22 @@ int vg_cmd_eval(int argc, char **argv)
         fprintf(stderr, "vigil eval: %s\n", err);
         goto out_model;
     }
-    if (vg_model_evaluate(model, &ds, (size_t)k, threshold, &ev, NULL, err, sizeof(err)) != VG_OK) {
+    float *scores = vg_xmalloc((ds.nrows ? ds.nrows : 1) * sizeof(float));
+    if (vg_model_evaluate(model, &ds, (size_t)k, threshold, &ev, scores, err, sizeof(err)) !=
+        VG_OK) {
         fprintf(stderr, "vigil eval: %s\n", err);
+        free(scores);
         goto out;
     }
-    double *psi = vg_xcalloc(nf ? nf : 1, sizeof(double));
-    for (size_t f = 0; drift && f < nf; f++) {
-        const vg_feature_bins_t *b = vg_model_bins(model, f);
+    /* psi[0..nf) per feature, psi[nf] for the score. */
+    double *psi = vg_xcalloc(nf + 1, sizeof(double));
+    for (size_t f = 0; drift && f <= nf; f++) {
+        const vg_feature_bins_t *b = f < nf ? vg_model_bins(model, f) : vg_model_score_bins(model);
+        const float *values = f < nf ? ds.rows + f : scores;
+        size_t stride = f < nf ? nf : 1;
         double *actual = vg_xcalloc(b->nedges + 2, sizeof(double));
         double *expected = vg_xcalloc(b->nedges + 2, sizeof(double));
-        vg_metric_bin_shares(ds.rows + f, ds.nrows, nf, b->edges, b->nedges, actual,
+        vg_metric_bin_shares(values, ds.nrows, stride, b->edges, b->nedges, actual,
                              &actual[b->nedges + 1]);
         memcpy(expected, b->shares, (b->nedges + 1) * sizeof(double));
         expected[b->nedges + 1] = b->missing;
@@ -156,6 +162,8 @@ int vg_cmd_eval(int argc, char **argv)
         json_num(&b, "precision", ev.precision, 0);
         json_num(&b, "recall", ev.recall, 1);
         if (drift) {
+            vg_buf_puts(&b, ",\"score_psi\":");
+            vg_buf_json_num(&b, psi[nf]);
             vg_buf_puts(&b, ",\"psi\":{");
             for (size_t f = 0; f < nf; f++) {
                 vg_buf_json_str(&b, names[f], strlen(names[f]));
@@ -179,7 +187,8 @@ int vg_cmd_eval(int argc, char **argv)
         printf("precision @ %-9.3g %.4f\n", ev.threshold, ev.precision);
         printf("recall @ %-12.3g %.4f\n", ev.threshold, ev.recall);
         if (drift) {
-            printf("\nfeature drift (PSI vs training; > 0.25 shifted, 0.1-0.25 shifting)\n");
+            printf("\ndrift (PSI vs training; > 0.25 shifted, 0.1-0.25 shifting)\n");
+            printf("  %-30s %.4f\n", "score", psi[nf]);
             for (size_t f = 0; f < nf; f++)
                 printf("  %-30s %.4f%s\n", names[f], psi[f],
                        psi[f] > 0.25  ? "  shifted"
@@ -188,6 +197,7 @@ int vg_cmd_eval(int argc, char **argv)
         }
     }
     free(psi);
+    free(scores);
     rc = 0;
 out:
     vg_dataset_free(&ds);

@@ -31,6 +31,7 @@ struct vg_model {
     char *manifest_text;
     char version[256];
     vg_feature_bins_t *bins;
+    vg_feature_bins_t score_bins; /* the training scores' deciles */
 
     vg_tree_node_t *nodes;
     size_t nnodes;

@@ -15,6 +15,7 @@
  *     "trained_at": "RFC 3339", "train_window": {"from": "...", "to": "..."},
  *     "train_rows": N, "train_positives": N, "params": {...},
  *     "metrics": {"auc_roc": 0.87, ...},      any name -> number
+ *     "score_distribution": {"edges": [...], "shares": [...], "missing": 0.0},
  *     "distributions": [{"feature": "amount", "edges": [...], "shares": [...],
  *                        "missing": 0.0}, ...] }   quantile bins, see vg_feature_bins_t
  */
@@ -184,5 +185,7 @@ typedef struct vg_feature_bins {
 
 /* Feature i's bins, valid while the model lives. */
 const vg_feature_bins_t *vg_model_bins(const vg_model_t *model, size_t i);
+/* The deciles of the model's scores on its own training rows, for score drift. */
+const vg_feature_bins_t *vg_model_score_bins(const vg_model_t *model);
 
 #endif

@@ -61,6 +61,11 @@ static void compute_bins(vg_feature_bins_t *b, const float *rows, size_t nrows, 
     vg_metric_bin_shares(rows + f, nrows, nf, b->edges, b->nedges, b->shares, &b->missing);
 }
 
+const vg_feature_bins_t *vg_model_score_bins(const vg_model_t *model)
+{
+    return &model->score_bins;
+}
+
 int vg_model_rounds(const vg_model_t *model)
 {
     return model->rounds;
@@ -138,6 +143,16 @@ vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows,
     double *scratch = vg_xmalloc(nrows * sizeof(*scratch));
     for (size_t f = 0; f < nfeatures; f++)
         compute_bins(&model->bins[f], rows, nrows, nfeatures, f, scratch);
+    /* The training scores' distribution, the reference for score drift. */
+    float *scores = vg_xmalloc(nrows * sizeof(*scores));
+    if (vg_model_score(model, rows, nrows, scores, errbuf, errlen) != VG_OK) {
+        free(scores);
+        free(scratch);
+        vg_model_free(model);
+        return NULL;
+    }
+    compute_bins(&model->score_bins, scores, nrows, 1, 0, scratch);
+    free(scores);
     free(scratch);
     return model;
 }

@@ -35,7 +35,7 @@ grep -q '"rows":2800,' "$dir/eval.json"
 grep -q '"days":7,' "$dir/eval.json"
 auc=$(sed 's/.*"auc_roc":\([0-9.]*\).*/\1/' "$dir/eval.json")
 awk -v a="$auc" 'BEGIN { exit !(a > 0.8) }' || { echo "AUC $auc too low"; exit 1; }
-grep -q '"psi":{"amount":' "$dir/eval.json"
+grep -q '"score_psi":[0-9.e-]*,"psi":{"amount":' "$dir/eval.json"
 "$VIGIL" eval --model "$dir/a" --decisions "$dir/decisions.jsonl" --labels "$dir/labels.jsonl" \
   --test 2018-04-15..2018-04-22 | grep -q '^AUC ROC'
 

@@ -149,6 +149,16 @@ static void test_scores_equal_libxgboost(void)
             VG_CHECK(fabs(total - 1.0) < 1e-9);
         }
         VG_CHECK_INT(vg_model_bins(model, 4)->nedges, 2); /* "night" is 0/1: edges 0 and 1 */
+        /* The training scores' deciles: nine distinct cut points, 10% of rows in each bin
+         * give or take ties, round-tripped through the manifest. */
+        const vg_feature_bins_t *sb = vg_model_score_bins(model);
+        VG_CHECK_INT(sb->nedges, vg_model_score_bins(trained)->nedges);
+        VG_CHECK(sb->nedges >= 5);
+        double stotal = sb->missing;
+        for (size_t e = 0; e <= sb->nedges; e++)
+            stotal += sb->shares[e];
+        VG_CHECK(fabs(stotal - 1.0) < 1e-9);
+        VG_CHECK(sb->missing == 0.0);
         vg_model_free(model);
         free(dir);
     }
