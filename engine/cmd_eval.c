@@ -35,7 +35,136 @@ static void help(void)
            "(default 0.5)\n"
            "  --drift              add each feature's PSI against the training distribution\n"
            "  --json               print one JSON object instead of a table\n"
+           "  --report FILE.html   also write a self-contained HTML report (ROC and\n"
+           "                       precision-recall curves, score distribution)\n"
            "  -h, --help           this help\n");
+}
+
+/* ---- the HTML report: self-contained, inline SVG, no scripts ---- */
+
+typedef struct pair {
+    float score;
+    int fraud;
+} pair_t;
+
+static int pair_desc(const void *a, const void *b)
+{
+    float x = ((const pair_t *)a)->score, y = ((const pair_t *)b)->score;
+    return (x < y) - (x > y);
+}
+
+/* An SVG line chart of n points (x, y in [0, 1]) with axis labels. */
+static void svg_curve(FILE *f, const char *title, const char *xlabel, const char *ylabel,
+                      const double *xs, const double *ys, size_t n, int diagonal)
+{
+    fprintf(f, "<figure><svg viewBox=\"-40 -10 360 350\" width=\"360\" height=\"350\">"
+               "<rect x=\"0\" y=\"0\" width=\"300\" height=\"300\" fill=\"none\" "
+               "stroke=\"#999\"/>");
+    if (diagonal)
+        fprintf(f, "<line x1=\"0\" y1=\"300\" x2=\"300\" y2=\"0\" stroke=\"#ccc\" "
+                   "stroke-dasharray=\"4\"/>");
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\" points=\"");
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%.1f,%.1f ", xs[i] * 300.0, 300.0 - ys[i] * 300.0);
+    fprintf(f,
+            "\"/><text x=\"150\" y=\"330\" text-anchor=\"middle\">%s</text>"
+            "<text x=\"-25\" y=\"150\" text-anchor=\"middle\" "
+            "transform=\"rotate(-90 -25 150)\">%s</text>"
+            "<text x=\"0\" y=\"315\">0</text><text x=\"295\" y=\"315\">1</text>"
+            "<text x=\"-12\" y=\"5\">1</text></svg><figcaption>%s</figcaption></figure>\n",
+            xlabel, ylabel, title);
+}
+
+static vg_err_t write_report(const char *path, const char *model_version, const char *window,
+                             const vg_eval_t *ev, const float *scores, const float *labels,
+                             size_t n, char *errbuf, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return vg_errf(errbuf, errlen, VG_ERR_IO, "cannot write %s", path);
+    pair_t *p = vg_xmalloc((n ? n : 1) * sizeof(*p));
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        p[i].score = scores[i];
+        p[i].fraud = labels[i] != 0.0f;
+        pos += (size_t)p[i].fraud;
+    }
+    qsort(p, n, sizeof(*p), pair_desc);
+    /* One curve point per distinct threshold, thinned to at most ~600. */
+    size_t cap = 2 + (n < 600 ? n : 600) + 600;
+    double *rx = vg_xmalloc(cap * sizeof(double)), *ry = vg_xmalloc(cap * sizeof(double));
+    double *px = vg_xmalloc(cap * sizeof(double)), *py = vg_xmalloc(cap * sizeof(double));
+    size_t nr = 0, np = 0, tp = 0, fp = 0, step = n / 600 + 1, since = 0;
+    rx[nr] = 0, ry[nr++] = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && p[j].score == p[i].score) {
+            tp += (size_t)p[j].fraud;
+            fp += (size_t)!p[j].fraud;
+            j++;
+        }
+        since += j - i;
+        i = j;
+        if ((since >= step || i == n) && nr + 1 < cap && np + 1 < cap) {
+            since = 0;
+            rx[nr] = n > pos ? (double)fp / (double)(n - pos) : 0;
+            ry[nr++] = pos ? (double)tp / (double)pos : 0;
+            px[np] = pos ? (double)tp / (double)pos : 0;
+            py[np++] = (double)tp / (double)(tp + fp);
+        }
+    }
+    /* Score histogram: 20 bins over [0, 1], as shares of each class. */
+    double hist[2][20] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        int b = (int)(p[i].score * 20.0f);
+        b = b < 0 ? 0 : b > 19 ? 19 : b;
+        hist[p[i].fraud][b] += 1.0;
+    }
+    fprintf(f, "<!doctype html><html><head><meta charset=\"utf-8\"><title>vigil eval</title>"
+               "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+               "td{padding:2px 12px;border-bottom:1px solid #eee}figure{display:inline-block;"
+               "margin:1em}text{font:11px sans-serif}</style></head><body>\n"
+               "<h1>Model evaluation</h1><table>\n");
+    fprintf(f, "<tr><td>model</td><td>%s</td></tr><tr><td>window</td><td>%s (%zu days)</td></tr>\n",
+            model_version, window, ev->days);
+    fprintf(f, "<tr><td>transactions</td><td>%zu (%zu fraud)</td></tr>\n", ev->rows, ev->frauds);
+    fprintf(f,
+            "<tr><td>AUC ROC</td><td>%.4f</td></tr><tr><td>average precision</td>"
+            "<td>%.4f</td></tr>\n",
+            ev->auc_roc, ev->average_precision);
+    fprintf(f, "<tr><td>card precision@%zu</td><td>%.4f</td></tr>\n", ev->k,
+            ev->card_precision_at_k);
+    fprintf(f, "<tr><td>precision / recall at %.3g</td><td>%.4f / %.4f</td></tr></table>\n",
+            ev->threshold, ev->precision, ev->recall);
+    svg_curve(f, "ROC curve", "false positive rate", "true positive rate", rx, ry, nr, 1);
+    svg_curve(f, "Precision-recall curve", "recall", "precision", px, py, np, 0);
+    fprintf(f, "<figure><svg viewBox=\"-10 -10 340 330\" width=\"340\" height=\"330\">");
+    double top = 0;
+    for (int c = 0; c < 2; c++)
+        for (int b = 0; b < 20; b++) {
+            size_t total = c ? pos : n - pos;
+            hist[c][b] = total ? hist[c][b] / (double)total : 0;
+            top = hist[c][b] > top ? hist[c][b] : top;
+        }
+    for (int c = 0; c < 2; c++)
+        for (int b = 0; b < 20; b++) {
+            /* Square-root scale: most legit scores sit in the first bin. */
+            double h = top > 0 ? sqrt(hist[c][b] / top) * 280.0 : 0;
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"%.1f\" "
+                    "fill=\"%s\"/>",
+                    b * 15.0 + c * 7.5, 290.0 - h, h, c ? "#c0392b" : "#2980b9");
+        }
+    fprintf(f, "<text x=\"0\" y=\"310\">0</text><text x=\"290\" y=\"310\">1</text></svg>"
+               "<figcaption>Score distribution: legit (blue) and fraud (red), share of each "
+               "class per 0.05 bin (square-root scale)</figcaption></figure>\n</body></html>\n");
+    int ok = fclose(f) == 0;
+    free(p);
+    free(rx);
+    free(ry);
+    free(px);
+    free(py);
+    return ok ? VG_OK : vg_errf(errbuf, errlen, VG_ERR_IO, "cannot write %s", path);
 }
 
 static void json_num(vg_buf_t *b, const char *name, double v, int last)
@@ -49,13 +178,19 @@ static void json_num(vg_buf_t *b, const char *name, double v, int last)
 int vg_cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},  {"decisions", required_argument, NULL, 'd'},
-        {"labels", required_argument, NULL, 'l'}, {"test", required_argument, NULL, 'w'},
-        {"k", required_argument, NULL, 'k'},      {"threshold", required_argument, NULL, 't'},
-        {"drift", no_argument, NULL, 'D'},        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"model", required_argument, NULL, 'm'},
+        {"decisions", required_argument, NULL, 'd'},
+        {"labels", required_argument, NULL, 'l'},
+        {"test", required_argument, NULL, 'w'},
+        {"k", required_argument, NULL, 'k'},
+        {"threshold", required_argument, NULL, 't'},
+        {"drift", no_argument, NULL, 'D'},
+        {"json", no_argument, NULL, 'j'},
+        {"report", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL, *decisions = NULL, *labels = NULL, *window = NULL;
+    const char *dir = NULL, *decisions = NULL, *labels = NULL, *window = NULL, *report = NULL;
     long k = 100;
     double threshold = 0.5;
     int drift = 0, as_json = 0, opt;
@@ -91,6 +226,9 @@ int vg_cmd_eval(int argc, char **argv)
             break;
         case 'j':
             as_json = 1;
+            break;
+        case 'R':
+            report = optarg;
             break;
         case 'h':
             help();
@@ -197,8 +335,13 @@ int vg_cmd_eval(int argc, char **argv)
         }
     }
     free(psi);
-    free(scores);
     rc = 0;
+    if (report && write_report(report, vg_model_version(model), window, &ev, scores, ds.labels,
+                               ds.nrows, err, sizeof(err)) != VG_OK) {
+        fprintf(stderr, "vigil eval: %s\n", err);
+        rc = 1;
+    }
+    free(scores);
 out:
     vg_dataset_free(&ds);
 out_model:

@@ -37,7 +37,9 @@ auc=$(sed 's/.*"auc_roc":\([0-9.]*\).*/\1/' "$dir/eval.json")
 awk -v a="$auc" 'BEGIN { exit !(a > 0.8) }' || { echo "AUC $auc too low"; exit 1; }
 grep -q '"score_psi":[0-9.e-]*,"psi":{"amount":' "$dir/eval.json"
 "$VIGIL" eval --model "$dir/a" --decisions "$dir/decisions.jsonl" --labels "$dir/labels.jsonl" \
-  --test 2018-04-15..2018-04-22 | grep -q '^AUC ROC'
+  --test 2018-04-15..2018-04-22 --report "$dir/report.html" | grep -q '^AUC ROC'
+grep -q 'ROC curve' "$dir/report.html"
+[[ $(grep -o '<polyline' "$dir/report.html" | wc -l) -eq 2 ]]
 
 # A weaker model: two stumps.
 "$VIGIL" train --decisions "$dir/decisions.jsonl" --labels "$dir/labels.jsonl" \
