@@ -62,4 +62,16 @@ grep -q "not promoted" "$dir/promote.out"
 "$VIGIL" model promote --registry "$reg" 2 --force | grep -q "version 0002 is champion"
 "$VIGIL" model list --registry "$reg" | grep -q '^\* 0002'
 "$VIGIL" model show "$reg/versions/0002" | grep -q '"model_file": "model.ubj"'
+# The scheduled loop: train 04-01..04-08 (labels as of 04-15), test 04-15..04-22. The first
+# run, on a fresh registry, has no champion to beat...
+VIGIL="$VIGIL" "$VG_SOURCE_DIR/scripts/retrain.sh" --decisions "$dir/decisions.jsonl" \
+  --labels "$dir/labels.jsonl" --registry "$dir/reg2" --now 2018-04-22 > "$dir/retrain.out"
+grep -q "train 2018-04-01..2018-04-08, test 2018-04-15..2018-04-22" "$dir/retrain.out"
+grep -q "version 0001 is champion" "$dir/retrain.out"
+# ... and the same data again trains the same model: not strictly better, not promoted.
+rc=0
+VIGIL="$VIGIL" "$VG_SOURCE_DIR/scripts/retrain.sh" --decisions "$dir/decisions.jsonl" \
+  --labels "$dir/labels.jsonl" --registry "$dir/reg2" --now 2018-04-22 > "$dir/retrain.out" || rc=$?
+[[ $rc -eq 3 ]]
+"$VIGIL" model list --registry "$dir/reg2" | grep -q '^\* 0001'
 echo ok
