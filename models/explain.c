@@ -47,6 +47,12 @@ static vg_err_t tree_arrays(json_t *tree, size_t t, tree_json_t *tj, char *errbu
     if (num_nodes < 1)
         return vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu has no valid num_nodes", t);
     tj->n = (size_t)num_nodes;
+    json_t *tparam = json_object_get(tree, "tree_param");
+    long deleted = count_str(json_object_get(tparam, "num_deleted"));
+    long tleaf = count_str(json_object_get(tparam, "size_leaf_vector"));
+    if (deleted < 0 || deleted >= num_nodes || tleaf != 0)
+        return vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                       "tree %zu: bad num_deleted or size_leaf_vector", t);
     for (size_t i = 0; i < VG_ARRAY_LEN(names); i++) {
         json_t *a = json_object_get(tree, names[i]);
         if (!json_is_array(a))
@@ -244,6 +250,12 @@ static vg_err_t compile_doc(vg_model_t *model, json_t *root, char *errbuf, size_
     size_t cap = 0;
     model->bias = model->base_margin;
     for (size_t t = 0; t < ntrees; t++) {
+        /* libxgboost places each tree at its "id": a repeated id leaves a hole it later
+         * dereferences (found by tests/fuzz/fuzz_model.c). */
+        json_t *id = json_object_get(json_array_get(trees, t), "id");
+        if (!json_is_integer(id) || json_integer_value(id) != (json_int_t)t)
+            return vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu has id %s", t,
+                           json_is_integer(id) ? "out of order" : "missing");
         if ((err = compile_tree(model, json_array_get(trees, t), t, &cap, errbuf, errlen)))
             return err;
         model->bias += model->nodes[model->roots[t]].mean;
@@ -291,9 +303,39 @@ vg_err_t vg_model_bytes_check(const char *data, size_t len, int *unparsed, char 
     vg_err_t err = VG_OK;
     if (nf < 1 || nf > 1000000)
         err = vg_errf(errbuf, errlen, VG_ERR_MODEL, "model has no valid num_feature");
-    else {
+    /* Parameters libxgboost sizes arrays and loops by: only the values a single-output
+     * binary model has are accepted. */
+    json_t *learner = json_object_get(root, "learner");
+    json_t *lmp = json_object_get(learner, "learner_model_param");
+    json_t *gmp =
+        json_object_get(json_object_get(json_object_get(learner, "gradient_booster"), "model"),
+                        "gbtree_model_param");
+    long num_class = count_str(json_object_get(lmp, "num_class"));
+    long num_target =
+        json_object_get(lmp, "num_target") ? count_str(json_object_get(lmp, "num_target")) : 1;
+    long parallel = count_str(json_object_get(gmp, "num_parallel_tree"));
+    long leafvec = count_str(json_object_get(gmp, "size_leaf_vector"));
+    if (!err &&
+        (num_class > 1 || num_class < 0 || num_target != 1 || parallel != 1 || leafvec != 0))
+        err = vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                      "not a single-output binary model (num_class, num_target, "
+                      "num_parallel_tree or size_leaf_vector)");
+    if (!err) {
         scratch.nfeatures = (size_t)nf;
-        err = compile_doc(&scratch, root, errbuf, errlen);
+        static const char *const info[] = {"feature_names", "feature_types"};
+        for (size_t i = 0; i < 2 && !err; i++) {
+            json_t *a = json_object_get(learner, info[i]);
+            size_t n = json_array_size(a);
+            for (size_t k = 0; k < n && !err; k++)
+                if (!json_is_string(json_array_get(a, k)))
+                    err =
+                        vg_errf(errbuf, errlen, VG_ERR_MODEL, "\"%s\" holds a non-string", info[i]);
+            if (!err && a && (!json_is_array(a) || (n != 0 && n != (size_t)nf)))
+                err = vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                              "\"%s\" has %zu entries for %ld features", info[i], n, nf);
+        }
+        if (!err)
+            err = compile_doc(&scratch, root, errbuf, errlen);
     }
     free(scratch.nodes);
     free(scratch.roots);
