@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <xgboost/c_api.h>
 
 struct vg_xgb {
@@ -47,6 +48,20 @@ static vg_err_t xgb_fail(char *errbuf, size_t errlen, const char *what)
     return vg_errf(errbuf, errlen, VG_ERR_MODEL, "%s: %s", what, line);
 }
 
+/* libxgboost prints its warnings to stderr; route them through vigil's log instead, so they
+ * carry a timestamp and a subsystem like every other line. */
+static void xgb_log(const char *msg)
+{
+    vg_warn("xgboost", "%s", msg);
+}
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void register_log(void)
+{
+    XGBRegisterLogCallback(xgb_log);
+}
+
 vg_xgb_t *vg_xgb_load(const void *data, size_t len, char *errbuf, size_t errlen)
 {
     /* Bundles hold JSON or UBJ models, both objects starting with '{'. XGBoost would read
@@ -57,6 +72,7 @@ vg_xgb_t *vg_xgb_load(const void *data, size_t len, char *errbuf, size_t errlen)
                 len ? ((const unsigned char *)data)[0] : 0);
         return NULL;
     }
+    pthread_once(&log_once, register_log);
     BoosterHandle booster = NULL;
     if (XGBoosterCreate(NULL, 0, &booster) != 0) {
         xgb_fail(errbuf, errlen, "cannot create booster");
@@ -116,6 +132,7 @@ vg_xgb_t *vg_xgb_train(const float *rows, const float *labels, size_t nrows, siz
     BoosterHandle booster = NULL;
     vg_xgb_t *xgb = NULL;
     float *vpred = NULL;
+    pthread_once(&log_once, register_log);
     size_t nv = params->valid_nrows;
     int ndmats = nv ? 2 : 1;
     result->rounds = 0;
