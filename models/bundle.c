@@ -105,6 +105,7 @@ vg_model_t *vg_model_wrap(vg_xgb_t *xgb, const char *const *features, size_t nfe
     model->catalog_version = vg_xstrdup("");
     /* The engine scores on its one processing thread; XGBoost's thread pool only adds
      * synchronisation to micro-batches this size (docs/models.md has the figures). */
+    model->nthread = 1;
     if (vg_xgb_set_nthread(xgb, 1, errbuf, errlen) != VG_OK)
         goto out_fail;
     if (vg_xgb_save(xgb, "json", &json, &len, errbuf, errlen) != VG_OK)

@@ -41,6 +41,7 @@ struct vg_model {
     double bias;       /* base_margin + every tree's root mean: the Saabas bias */
 
     double *contrib_scratch; /* nfeatures, for vg_model_explain */
+    int nthread;             /* what vg_model_score uses (vg_model_set_threads) */
 
     /* Training provenance, kept for the manifest of a freshly trained model. */
     vg_train_params_t params;

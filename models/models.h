@@ -68,6 +68,11 @@ const char *vg_model_manifest_text(const vg_model_t *model);
 vg_err_t vg_model_score(vg_model_t *model, const float *rows, size_t nrows, float *scores,
                         char *errbuf, size_t errlen);
 
+/* Sets the threads vg_model_score lets libxgboost use (default 1). More threads help large
+ * batches only on a machine with idle cores; under load they cost far more than they give
+ * (docs/models.md has the figures). */
+vg_err_t vg_model_set_threads(vg_model_t *model, int nthread, char *errbuf, size_t errlen);
+
 /* The C API's prediction paths, for benchmarks and for tests that compare paths. */
 typedef enum vg_model_path {
     VG_MODEL_PATH_DENSE = 0,   /* XGBoosterPredictFromDense (in place) */
@@ -76,7 +81,7 @@ typedef enum vg_model_path {
 } vg_model_path_t;
 
 /* Like vg_model_score through a chosen path and thread count; margin != 0 returns the raw
- * margin (log-odds) instead of the probability. Leaves the model at nthread = 1. */
+ * margin (log-odds) instead of the probability. Restores the model's thread setting. */
 vg_err_t vg_model_score_path(vg_model_t *model, vg_model_path_t path, int nthread, int margin,
                              const float *rows, size_t nrows, float *scores, char *errbuf,
                              size_t errlen);

@@ -127,6 +127,14 @@ static void test_scores_equal_libxgboost(void)
         VG_CHECK(flagged > 10 && flagged < NROWS / 2);
         if (!(flagged > 10 && flagged < NROWS / 2))
             fprintf(stderr, "%zu of %d rows above 0.5\n", flagged, NROWS);
+        /* Two threads give the same figures; zero threads is refused. */
+        static float two[NROWS];
+        VG_CHECK_INT(vg_model_set_threads(model, 2, err, sizeof(err)), VG_OK);
+        VG_CHECK_INT(vg_model_score(model, rows, NROWS, two, err, sizeof(err)), VG_OK);
+        VG_CHECK(memcmp(two, mine, sizeof(two)) == 0);
+        VG_CHECK_INT(vg_model_set_threads(model, 0, err, sizeof(err)), VG_ERR_CONFIG);
+        VG_CHECK_STR(err, "model threads must be at least 1, got 0");
+        VG_CHECK_INT(vg_model_set_threads(model, 1, err, sizeof(err)), VG_OK);
         /* Single-row scoring gives the batch's figures. */
         float one;
         VG_CHECK_INT(vg_model_score(model, rows + 17 * NF, 1, &one, err, sizeof(err)), VG_OK);
