@@ -269,7 +269,7 @@ static vg_err_t load_bins(vg_model_t *model, const char *dir, json_t *manifest, 
 }
 
 /* "BUNDLE@HASH" from the directory's last path component and the loaded bytes. */
-static void set_version(vg_model_t *model, const char *dir, const char *mbytes, size_t mlen,
+static void set_version(char *out, size_t outlen, const char *dir, const char *mbytes, size_t mlen,
                         const char *manifest, size_t manlen)
 {
     size_t end = strlen(dir);
@@ -280,14 +280,39 @@ static void set_version(vg_model_t *model, const char *dir, const char *mbytes, 
         start--;
     uint64_t h = vg_hash64(mbytes, mlen, VG_HASH_SEED);
     h = vg_hash64(manifest, manlen, h);
-    snprintf(model->version, sizeof(model->version), "%.*s@%016llx",
-             (int)(end - start > 200 ? 200 : end - start), dir + start, (unsigned long long)h);
+    snprintf(out, outlen, "%.*s@%016llx", (int)(end - start > 200 ? 200 : end - start), dir + start,
+             (unsigned long long)h);
 }
 
 /* A plain file name inside the bundle: no directories, nothing hidden. */
 static int plain_name(const char *name)
 {
     return name && *name && name[0] != '.' && !strchr(name, '/');
+}
+
+vg_err_t vg_bundle_version(const char *dir, char *out, size_t outlen, char *errbuf, size_t errlen)
+{
+    char *text = NULL, *mbytes = NULL;
+    size_t textlen = 0, mlen = 0;
+    vg_err_t err = read_bundle_file(dir, "manifest.json", &text, &textlen, errbuf, errlen);
+    if (err)
+        return err;
+    json_t *manifest = json_loadb(text, textlen, 0, NULL);
+    const char *model_file = json_string_value(json_object_get(manifest, "model_file"));
+    if (!plain_name(model_file))
+        err = vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                      "model bundle %s: manifest.json: \"model_file\" must be a file name in "
+                      "the bundle",
+                      dir);
+    else
+        err = read_bundle_file(dir, model_file, &mbytes, &mlen, errbuf, errlen);
+    if (!err) {
+        set_version(out, outlen, dir, mbytes, mlen, text, textlen);
+    }
+    json_decref(manifest);
+    free(text);
+    free(mbytes);
+    return err;
 }
 
 vg_model_t *vg_model_load(const char *dir, const char *const *features, size_t nfeatures,
@@ -395,7 +420,7 @@ vg_model_t *vg_model_load(const char *dir, const char *const *features, size_t n
     }
     free(model->catalog_version);
     model->catalog_version = vg_xstrdup(catver);
-    set_version(model, dir, mbytes, mlen, text, textlen);
+    set_version(model->version, sizeof(model->version), dir, mbytes, mlen, text, textlen);
     model->manifest_text = text;
     text = NULL;
 out:
@@ -538,7 +563,7 @@ vg_err_t vg_model_save_bundle(vg_model_t *model, const char *dir, const vg_bundl
     model->catalog_version = vg_xstrdup(info->catalog_version);
     free(model->manifest_text);
     model->manifest_text = vg_xstrdup(text);
-    set_version(model, dir, mbytes, mlen, text, textlen);
+    set_version(model->version, sizeof(model->version), dir, mbytes, mlen, text, textlen);
 out:
     free(text);
     free(mbytes);

@@ -139,7 +139,11 @@ static void test_scores_equal_libxgboost(void)
         float one;
         VG_CHECK_INT(vg_model_score(model, rows + 17 * NF, 1, &one, err, sizeof(err)), VG_OK);
         VG_CHECK(fabsf(one - ref[17]) <= 1e-6f);
-        /* The version names the bundle and is what save computed for the same bytes. */
+        /* The version names the bundle and is what save computed for the same bytes, and
+         * what vg_bundle_version reads without loading. */
+        char polled[256];
+        VG_CHECK_INT(vg_bundle_version(dir, polled, sizeof(polled), err, sizeof(err)), VG_OK);
+        VG_CHECK_STR(polled, vg_model_version(model));
         VG_CHECK_STR(vg_model_version(model), vg_model_version(trained));
         VG_CHECK(strncmp(vg_model_version(model), formats[i], strlen(formats[i])) == 0);
         VG_CHECK_STR(vg_model_catalog_version(model), "cat-1");
