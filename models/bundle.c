@@ -47,6 +47,7 @@ void vg_model_free(vg_model_t *model)
     free(model->catalog_version);
     free(model->manifest_text);
     free(model->nodes);
+    free(model->means);
     free(model->roots);
     free(model->contrib_scratch);
     free(model);

@@ -54,8 +54,7 @@ const char *vg_model_version(const vg_model_t *model);
 /* The version a bundle directory would load as (vg_model_version), from its bytes alone,
  * without loading the model: what an engine polls to notice a new bundle at its path. Reads
  * the manifest and the model file it names; an error if either is missing. */
-vg_err_t vg_bundle_version(const char *dir, char *out, size_t outlen, char *errbuf,
-                           size_t errlen);
+vg_err_t vg_bundle_version(const char *dir, char *out, size_t outlen, char *errbuf, size_t errlen);
 
 /* The model's input features, in order; names valid while the model lives. */
 size_t vg_model_nfeatures(const vg_model_t *model);
