@@ -17,6 +17,9 @@ int vg_cmd_simulate(int argc, char **argv);
 int vg_cmd_rules(int argc, char **argv);
 int vg_cmd_run(int argc, char **argv);
 int vg_cmd_replay(int argc, char **argv);
+int vg_cmd_train(int argc, char **argv);
+int vg_cmd_eval(int argc, char **argv);
+int vg_cmd_model(int argc, char **argv);
 
 /* Prints "vigil CMD: message" and a hint to --help on stderr; returns 2 (usage error). */
 int vg_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

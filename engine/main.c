@@ -12,7 +12,10 @@ static const vg_command_t commands[] = {
     {"simulate", vg_cmd_simulate, "generate labelled transactions to files or Kafka"},
     {"run", vg_cmd_run, "the streaming engine: transactions in, decisions out, exactly once"},
     {"replay", vg_cmd_replay, "the same pipeline over historical logs, deterministic"},
-    {"rules", vg_cmd_rules, "check a rule file: 'vigil rules check FILE --features FILE'"},
+    {"rules", vg_cmd_rules, "check a rule file: vigil rules check FILE --catalog FILE"},
+    {"train", vg_cmd_train, "train a model bundle from decisions and labels"},
+    {"eval", vg_cmd_eval, "evaluate a model bundle on a window of decisions"},
+    {"model", vg_cmd_model, "model registry: list, show, add, promote"},
 };
 
 static void usage(FILE *out)

@@ -42,9 +42,12 @@ void vg_model_free(vg_model_t *model)
     }
     free(model->features);
     free(model->bins);
+    free(model->score_bins.edges);
+    free(model->score_bins.shares);
     free(model->catalog_version);
     free(model->manifest_text);
     free(model->nodes);
+    free(model->means);
     free(model->roots);
     free(model->contrib_scratch);
     free(model);
@@ -92,14 +95,18 @@ vg_model_t *vg_model_wrap(vg_xgb_t *xgb, const char *const *features, size_t nfe
         goto out_fail;
     }
     model->nfeatures = nf;
+    model->rounds = rounds;
+    model->valid_ap = NAN;
     model->features = copy_names(features, nf);
     model->bins = vg_xcalloc(nf ? nf : 1, sizeof(*model->bins));
     for (size_t i = 0; i < nf; i++)
         model->bins[i].shares = vg_xcalloc(1, sizeof(double));
+    model->score_bins.shares = vg_xcalloc(1, sizeof(double));
     model->contrib_scratch = vg_xcalloc(nf ? nf : 1, sizeof(double));
     model->catalog_version = vg_xstrdup("");
     /* The engine scores on its one processing thread; XGBoost's thread pool only adds
      * synchronisation to micro-batches this size (docs/models.md has the figures). */
+    model->nthread = 1;
     if (vg_xgb_set_nthread(xgb, 1, errbuf, errlen) != VG_OK)
         goto out_fail;
     if (vg_xgb_save(xgb, "json", &json, &len, errbuf, errlen) != VG_OK)
@@ -209,10 +216,38 @@ static vg_err_t compare_features(const char *dir, const char *const *bundle, siz
     return err;
 }
 
-/* Reads "distributions" into model->bins; absent means "unknown" (no edges, zero shares). */
+/* Fills b from {"edges": [n], "shares": [n + 1], "missing": x}; -1 if d is not that. */
+static int parse_bins(json_t *d, vg_feature_bins_t *b)
+{
+    json_t *edges = json_object_get(d, "edges"), *shares = json_object_get(d, "shares");
+    json_t *missing = json_object_get(d, "missing");
+    if (!json_is_array(edges) || !json_is_array(shares) ||
+        json_array_size(shares) != json_array_size(edges) + 1 || !json_is_number(missing))
+        return -1;
+    free(b->edges);
+    free(b->shares);
+    b->nedges = json_array_size(edges);
+    b->edges = vg_xcalloc(b->nedges ? b->nedges : 1, sizeof(double));
+    b->shares = vg_xcalloc(b->nedges + 1, sizeof(double));
+    for (size_t e = 0; e < b->nedges; e++)
+        b->edges[e] = json_number_value(json_array_get(edges, e));
+    for (size_t e = 0; e <= b->nedges; e++)
+        b->shares[e] = json_number_value(json_array_get(shares, e));
+    b->missing = json_number_value(missing);
+    return 0;
+}
+
+/* Reads "distributions" into model->bins and "score_distribution" into model->score_bins;
+ * absent means "unknown" (no edges, zero shares). */
 static vg_err_t load_bins(vg_model_t *model, const char *dir, json_t *manifest, char *errbuf,
                           size_t errlen)
 {
+    json_t *score = json_object_get(manifest, "score_distribution");
+    if (score && parse_bins(score, &model->score_bins) != 0)
+        return vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                       "model bundle %s: manifest.json: \"score_distribution\" is not "
+                       "{\"edges\": [n], \"shares\": [n + 1], \"missing\": x}",
+                       dir);
     json_t *dists = json_object_get(manifest, "distributions");
     if (!dists)
         return VG_OK;
@@ -223,33 +258,19 @@ static vg_err_t load_bins(vg_model_t *model, const char *dir, json_t *manifest, 
                        dir);
     for (size_t i = 0; i < model->nfeatures; i++) {
         json_t *d = json_array_get(dists, i);
-        json_t *edges = json_object_get(d, "edges"), *shares = json_object_get(d, "shares");
-        json_t *missing = json_object_get(d, "missing");
         const char *name = json_string_value(json_object_get(d, "feature"));
-        if (!name || strcmp(name, model->features[i]) != 0 || !json_is_array(edges) ||
-            !json_is_array(shares) || json_array_size(shares) != json_array_size(edges) + 1 ||
-            !json_is_number(missing))
+        if (!name || strcmp(name, model->features[i]) != 0 || parse_bins(d, &model->bins[i]) != 0)
             return vg_errf(errbuf, errlen, VG_ERR_MODEL,
                            "model bundle %s: manifest.json: distribution %zu is not "
                            "{\"feature\": \"%s\", \"edges\": [n], \"shares\": [n + 1], "
                            "\"missing\": x}",
                            dir, i, model->features[i]);
-        vg_feature_bins_t *b = &model->bins[i];
-        b->nedges = json_array_size(edges);
-        free(b->shares);
-        b->edges = vg_xcalloc(b->nedges ? b->nedges : 1, sizeof(double));
-        b->shares = vg_xcalloc(b->nedges + 1, sizeof(double));
-        for (size_t e = 0; e < b->nedges; e++)
-            b->edges[e] = json_number_value(json_array_get(edges, e));
-        for (size_t e = 0; e <= b->nedges; e++)
-            b->shares[e] = json_number_value(json_array_get(shares, e));
-        b->missing = json_number_value(missing);
     }
     return VG_OK;
 }
 
 /* "BUNDLE@HASH" from the directory's last path component and the loaded bytes. */
-static void set_version(vg_model_t *model, const char *dir, const char *mbytes, size_t mlen,
+static void set_version(char *out, size_t outlen, const char *dir, const char *mbytes, size_t mlen,
                         const char *manifest, size_t manlen)
 {
     size_t end = strlen(dir);
@@ -260,14 +281,39 @@ static void set_version(vg_model_t *model, const char *dir, const char *mbytes, 
         start--;
     uint64_t h = vg_hash64(mbytes, mlen, VG_HASH_SEED);
     h = vg_hash64(manifest, manlen, h);
-    snprintf(model->version, sizeof(model->version), "%.*s@%016llx",
-             (int)(end - start > 200 ? 200 : end - start), dir + start, (unsigned long long)h);
+    snprintf(out, outlen, "%.*s@%016llx", (int)(end - start > 200 ? 200 : end - start), dir + start,
+             (unsigned long long)h);
 }
 
 /* A plain file name inside the bundle: no directories, nothing hidden. */
 static int plain_name(const char *name)
 {
     return name && *name && name[0] != '.' && !strchr(name, '/');
+}
+
+vg_err_t vg_bundle_version(const char *dir, char *out, size_t outlen, char *errbuf, size_t errlen)
+{
+    char *text = NULL, *mbytes = NULL;
+    size_t textlen = 0, mlen = 0;
+    vg_err_t err = read_bundle_file(dir, "manifest.json", &text, &textlen, errbuf, errlen);
+    if (err)
+        return err;
+    json_t *manifest = json_loadb(text, textlen, 0, NULL);
+    const char *model_file = json_string_value(json_object_get(manifest, "model_file"));
+    if (!plain_name(model_file))
+        err = vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                      "model bundle %s: manifest.json: \"model_file\" must be a file name in "
+                      "the bundle",
+                      dir);
+    else
+        err = read_bundle_file(dir, model_file, &mbytes, &mlen, errbuf, errlen);
+    if (!err) {
+        set_version(out, outlen, dir, mbytes, mlen, text, textlen);
+    }
+    json_decref(manifest);
+    free(text);
+    free(mbytes);
+    return err;
 }
 
 vg_model_t *vg_model_load(const char *dir, const char *const *features, size_t nfeatures,
@@ -375,7 +421,7 @@ vg_model_t *vg_model_load(const char *dir, const char *const *features, size_t n
     }
     free(model->catalog_version);
     model->catalog_version = vg_xstrdup(catver);
-    set_version(model, dir, mbytes, mlen, text, textlen);
+    set_version(model->version, sizeof(model->version), dir, mbytes, mlen, text, textlen);
     model->manifest_text = text;
     text = NULL;
 out:
@@ -437,6 +483,16 @@ static vg_err_t write_bundle_file(const char *dir, const char *name, const char 
     return VG_OK;
 }
 
+static json_t *bins_json(const vg_feature_bins_t *b)
+{
+    json_t *edges = json_array(), *shares = json_array();
+    for (size_t e = 0; e < b->nedges; e++)
+        json_array_append_new(edges, json_real(b->edges[e]));
+    for (size_t e = 0; e <= b->nedges; e++)
+        json_array_append_new(shares, json_real(b->shares[e]));
+    return json_pack("{s:o, s:o, s:f}", "edges", edges, "shares", shares, "missing", b->missing);
+}
+
 static json_t *manifest_json(const vg_model_t *model, const vg_bundle_info_t *info,
                              const char *model_file)
 {
@@ -453,29 +509,27 @@ static json_t *manifest_json(const vg_model_t *model, const vg_bundle_info_t *in
                                                              : json_null());
     json_t *dists = json_array();
     for (size_t i = 0; i < model->nfeatures; i++) {
-        const vg_feature_bins_t *b = &model->bins[i];
-        json_t *edges = json_array(), *shares = json_array();
-        for (size_t e = 0; e < b->nedges; e++)
-            json_array_append_new(edges, json_real(b->edges[e]));
-        for (size_t e = 0; e <= b->nedges; e++)
-            json_array_append_new(shares, json_real(b->shares[e]));
-        json_array_append_new(dists,
-                              json_pack("{s:s, s:o, s:o, s:f}", "feature", model->features[i],
-                                        "edges", edges, "shares", shares, "missing", b->missing));
+        json_t *d = json_pack("{s:s}", "feature", model->features[i]);
+        json_t *b = bins_json(&model->bins[i]);
+        json_object_update(d, b);
+        json_decref(b);
+        json_array_append_new(dists, d);
     }
     const vg_train_params_t *p = &model->params;
     json_t *params =
-        json_pack("{s:i, s:i, s:f, s:f, s:I, s:s}", "trees", p->trees, "max_depth", p->max_depth,
-                  "eta", p->eta, "scale_pos_weight", p->scale_pos_weight, "seed",
-                  (json_int_t)p->seed, "tree_method", p->tree_method ? p->tree_method : "");
+        json_pack("{s:i, s:i, s:f, s:f, s:I, s:s, s:i, s:i, s:I}", "trees", p->trees, "max_depth",
+                  p->max_depth, "eta", p->eta, "scale_pos_weight", p->scale_pos_weight, "seed",
+                  (json_int_t)p->seed, "tree_method", p->tree_method ? p->tree_method : "",
+                  "early_stopping_rounds", p->early_stopping_rounds, "rounds_kept", model->rounds,
+                  "valid_rows", (json_int_t)p->valid_nrows);
     return json_pack(
-        "{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:I, s:o, s:o, s:o}", "format",
+        "{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:s, s:s}, s:I, s:I, s:o, s:o, s:o, s:o}", "format",
         MANIFEST_FORMAT, "model_file", model_file, "features", features, "catalog_version",
         info->catalog_version, "xgboost_version", xgbver, "trained_at", when, "train_window",
         "from", info->train_from ? info->train_from : "", "to",
         info->train_to ? info->train_to : "", "train_rows", (json_int_t)model->train_rows,
         "train_positives", (json_int_t)model->train_positives, "params", params, "metrics", metrics,
-        "distributions", dists);
+        "score_distribution", bins_json(&model->score_bins), "distributions", dists);
 }
 
 vg_err_t vg_model_save_bundle(vg_model_t *model, const char *dir, const vg_bundle_info_t *info,
@@ -510,7 +564,7 @@ vg_err_t vg_model_save_bundle(vg_model_t *model, const char *dir, const vg_bundl
     model->catalog_version = vg_xstrdup(info->catalog_version);
     free(model->manifest_text);
     model->manifest_text = vg_xstrdup(text);
-    set_version(model, dir, mbytes, mlen, text, textlen);
+    set_version(model->version, sizeof(model->version), dir, mbytes, mlen, text, textlen);
 out:
     free(text);
     free(mbytes);

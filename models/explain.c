@@ -2,11 +2,11 @@
  * explain.c - the model's trees compiled into a flat array, and reason codes from them.
  *
  * At load the XGBoost JSON dump (whatever format the bundle stores, the booster re-serializes
- * to JSON) is compiled into vg_tree_node_t nodes, renumbered in pre-order so that a child's
- * index is always above its parent's, after checking every index: a corrupt or hostile model
- * cannot make traversal loop or read out of bounds. Each node also gets its Saabas value,
- * the hessian-weighted mean of the leaves below it (the same node means XGBoost's own
- * approximate contributions use).
+ * to JSON) is compiled into 16-byte vg_tree_node_t nodes, renumbered in pre-order so that a
+ * split's left child is the next node and every child's index is above its parent's, after checking
+ * every index: a corrupt or hostile model cannot make traversal loop or read out of bounds. Each
+ * node also gets its Saabas value, the hessian-weighted mean of the leaves below it (the same node
+ * means XGBoost's own approximate contributions use).
  *
  * Reason codes are Saabas path attributions: walking a row down a tree, the change in node
  * mean at each split is credited to the split's feature. Per tree this telescopes from the
@@ -15,6 +15,7 @@
  */
 #include "models/model_impl.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -47,6 +48,12 @@ static vg_err_t tree_arrays(json_t *tree, size_t t, tree_json_t *tj, char *errbu
     if (num_nodes < 1)
         return vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu has no valid num_nodes", t);
     tj->n = (size_t)num_nodes;
+    json_t *tparam = json_object_get(tree, "tree_param");
+    long deleted = count_str(json_object_get(tparam, "num_deleted"));
+    long tleaf = count_str(json_object_get(tparam, "size_leaf_vector"));
+    if (deleted < 0 || deleted >= num_nodes || tleaf != 0)
+        return vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                       "tree %zu: bad num_deleted or size_leaf_vector", t);
     for (size_t i = 0; i < VG_ARRAY_LEN(names); i++) {
         json_t *a = json_object_get(tree, names[i]);
         if (!json_is_array(a))
@@ -149,6 +156,7 @@ static vg_err_t compile_tree(vg_model_t *model, json_t *tree, size_t t, size_t *
     if (model->nnodes + norder > *cap) {
         *cap = (model->nnodes + norder) * 2;
         model->nodes = vg_xrealloc(model->nodes, *cap * sizeof(*model->nodes));
+        model->means = vg_xrealloc(model->means, *cap * sizeof(*model->means));
     }
     size_t base = model->nnodes;
     for (size_t k = 0; k < norder; k++) {
@@ -158,26 +166,28 @@ static vg_err_t compile_tree(vg_model_t *model, json_t *tree, size_t t, size_t *
         node->threshold = (float)num_at(tj.split_conditions, id);
         node->default_left = num_at(tj.default_left, id) != 0;
         if (l == -1.0) {
-            node->left = node->right = -1;
+            node->right = -1;
             node->feature = 0;
         } else {
-            node->left = (int32_t)base + newid[(size_t)l];
+            /* The pre-order walk visits a left child right after its parent. */
+            assert(newid[(size_t)l] == (int32_t)k + 1);
             node->right = (int32_t)base + newid[(size_t)num_at(tj.right, id)];
             node->feature = (uint32_t)num_at(tj.split_indices, id);
         }
     }
     /* Node means bottom-up: reverse pre-order sees children before parents. */
+    double *means = model->means;
     for (size_t k = norder; k-- > 0;) {
-        vg_tree_node_t *node = &model->nodes[base + k];
-        if (node->left < 0) {
-            node->mean = node->threshold;
+        const vg_tree_node_t *node = &model->nodes[base + k];
+        if (node->right < 0) {
+            means[base + k] = node->threshold;
             continue;
         }
-        double hl = num_at(tj.sum_hessian, order[node->left - (int32_t)base]);
-        double hr = num_at(tj.sum_hessian, order[node->right - (int32_t)base]);
-        const vg_tree_node_t *a = &model->nodes[node->left], *b = &model->nodes[node->right];
-        node->mean =
-            hl + hr > 0 ? (a->mean * hl + b->mean * hr) / (hl + hr) : 0.5 * (a->mean + b->mean);
+        size_t left = base + k + 1, right = (size_t)node->right;
+        double hl = num_at(tj.sum_hessian, order[left - base]);
+        double hr = num_at(tj.sum_hessian, order[right - base]);
+        means[base + k] = hl + hr > 0 ? (means[left] * hl + means[right] * hr) / (hl + hr)
+                                      : 0.5 * (means[left] + means[right]);
     }
     model->roots[t] = (uint32_t)base;
     model->nnodes += norder;
@@ -237,16 +247,24 @@ static vg_err_t compile_doc(vg_model_t *model, json_t *root, char *errbuf, size_
         return err;
     free(model->roots);
     free(model->nodes);
+    free(model->means);
     model->nodes = NULL;
+    model->means = NULL;
     model->nnodes = 0;
     model->ntrees = ntrees;
     model->roots = vg_xcalloc(ntrees ? ntrees : 1, sizeof(*model->roots));
     size_t cap = 0;
     model->bias = model->base_margin;
     for (size_t t = 0; t < ntrees; t++) {
+        /* libxgboost places each tree at its "id": a repeated id leaves a hole it later
+         * dereferences (found by tests/fuzz/fuzz_model.c). */
+        json_t *id = json_object_get(json_array_get(trees, t), "id");
+        if (!json_is_integer(id) || json_integer_value(id) != (json_int_t)t)
+            return vg_errf(errbuf, errlen, VG_ERR_MODEL, "tree %zu has id %s", t,
+                           json_is_integer(id) ? "out of order" : "missing");
         if ((err = compile_tree(model, json_array_get(trees, t), t, &cap, errbuf, errlen)))
             return err;
-        model->bias += model->nodes[model->roots[t]].mean;
+        model->bias += model->means[model->roots[t]];
     }
     return VG_OK;
 }
@@ -291,23 +309,55 @@ vg_err_t vg_model_bytes_check(const char *data, size_t len, int *unparsed, char 
     vg_err_t err = VG_OK;
     if (nf < 1 || nf > 1000000)
         err = vg_errf(errbuf, errlen, VG_ERR_MODEL, "model has no valid num_feature");
-    else {
+    /* Parameters libxgboost sizes arrays and loops by: only the values a single-output
+     * binary model has are accepted. */
+    json_t *learner = json_object_get(root, "learner");
+    json_t *lmp = json_object_get(learner, "learner_model_param");
+    json_t *gmp =
+        json_object_get(json_object_get(json_object_get(learner, "gradient_booster"), "model"),
+                        "gbtree_model_param");
+    long num_class = count_str(json_object_get(lmp, "num_class"));
+    long num_target =
+        json_object_get(lmp, "num_target") ? count_str(json_object_get(lmp, "num_target")) : 1;
+    long parallel = count_str(json_object_get(gmp, "num_parallel_tree"));
+    long leafvec = count_str(json_object_get(gmp, "size_leaf_vector"));
+    if (!err &&
+        (num_class > 1 || num_class < 0 || num_target != 1 || parallel != 1 || leafvec != 0))
+        err = vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                      "not a single-output binary model (num_class, num_target, "
+                      "num_parallel_tree or size_leaf_vector)");
+    if (!err) {
         scratch.nfeatures = (size_t)nf;
-        err = compile_doc(&scratch, root, errbuf, errlen);
+        static const char *const info[] = {"feature_names", "feature_types"};
+        for (size_t i = 0; i < 2 && !err; i++) {
+            json_t *a = json_object_get(learner, info[i]);
+            size_t n = json_array_size(a);
+            for (size_t k = 0; k < n && !err; k++)
+                if (!json_is_string(json_array_get(a, k)))
+                    err =
+                        vg_errf(errbuf, errlen, VG_ERR_MODEL, "\"%s\" holds a non-string", info[i]);
+            if (!err && a && (!json_is_array(a) || (n != 0 && n != (size_t)nf)))
+                err = vg_errf(errbuf, errlen, VG_ERR_MODEL,
+                              "\"%s\" has %zu entries for %ld features", info[i], n, nf);
+        }
+        if (!err)
+            err = compile_doc(&scratch, root, errbuf, errlen);
     }
     free(scratch.nodes);
+    free(scratch.means);
     free(scratch.roots);
     json_decref(root);
     return err;
 }
 
-/* The child a row goes to at a split node. */
-static inline int32_t next_node(const vg_tree_node_t *node, const float *row)
+/* The child a row goes to at split node id. */
+static inline int32_t next_node(const vg_tree_node_t *nodes, int32_t id, const float *row)
 {
+    const vg_tree_node_t *node = &nodes[id];
     float v = row[node->feature];
     if (isnan(v))
-        return node->default_left ? node->left : node->right;
-    return v < node->threshold ? node->left : node->right;
+        return node->default_left ? id + 1 : node->right;
+    return v < node->threshold ? id + 1 : node->right;
 }
 
 float vg_trees_margin(const vg_model_t *model, const float *row, float start)
@@ -316,8 +366,8 @@ float vg_trees_margin(const vg_model_t *model, const float *row, float start)
     const vg_tree_node_t *nodes = model->nodes;
     for (size_t t = 0; t < model->ntrees; t++) {
         int32_t id = (int32_t)model->roots[t];
-        while (nodes[id].left >= 0)
-            id = next_node(&nodes[id], row);
+        while (nodes[id].right >= 0)
+            id = next_node(nodes, id, row);
         sum += nodes[id].threshold;
     }
     return sum;
@@ -327,11 +377,12 @@ void vg_model_contribs(const vg_model_t *model, const float *row, double *contri
 {
     memset(contribs, 0, model->nfeatures * sizeof(*contribs));
     const vg_tree_node_t *nodes = model->nodes;
+    const double *means = model->means;
     for (size_t t = 0; t < model->ntrees; t++) {
         int32_t id = (int32_t)model->roots[t];
-        while (nodes[id].left >= 0) {
-            int32_t next = next_node(&nodes[id], row);
-            contribs[nodes[id].feature] += nodes[next].mean - nodes[id].mean;
+        while (nodes[id].right >= 0) {
+            int32_t next = next_node(nodes, id, row);
+            contribs[nodes[id].feature] += means[next] - means[id];
             id = next;
         }
     }

@@ -4,8 +4,8 @@
  *
  * Invariants: xgb is a valid booster whose feature count is nfeatures; nodes holds every
  * tree of the model, compiled from its JSON dump at load (tree t starts at roots[t]; a node
- * is a leaf when left < 0; children indices are absolute and always greater than their
- * parent's, so no cycle is possible); base_margin + sum of leaves = the C API's margin;
+ * is a leaf when right < 0; a split's left child is the next node and its right child a
+ * later one, so no cycle is possible); base_margin + sum of leaves = the C API's margin;
  * bins has nfeatures entries whose arrays the model owns.
  */
 #ifndef VG_MODELS_MODEL_IMPL_H
@@ -14,13 +14,13 @@
 #include "models/models.h"
 #include "models/xgb.h"
 
+/* 16 bytes, so four nodes share a cache line. Nodes are in pre-order: a split's left child
+ * is the next node, so only the right child is stored. */
 typedef struct vg_tree_node {
-    int32_t left; /* absolute node index, -1 for a leaf */
-    int32_t right;
+    int32_t right; /* absolute index of the right child, -1 for a leaf */
     uint32_t feature;
     float threshold; /* go left when value < threshold; for a leaf, the leaf value */
     uint8_t default_left;
-    double mean; /* hessian-weighted mean of the leaves below (Saabas node value) */
 } vg_tree_node_t;
 
 struct vg_model {
@@ -31,8 +31,10 @@ struct vg_model {
     char *manifest_text;
     char version[256];
     vg_feature_bins_t *bins;
+    vg_feature_bins_t score_bins; /* the training scores' deciles */
 
     vg_tree_node_t *nodes;
+    double *means; /* per node: hessian-weighted mean of the leaves below (Saabas value) */
     size_t nnodes;
     uint32_t *roots;
     size_t ntrees;
@@ -40,11 +42,14 @@ struct vg_model {
     double bias;       /* base_margin + every tree's root mean: the Saabas bias */
 
     double *contrib_scratch; /* nfeatures, for vg_model_explain */
+    int nthread;             /* what vg_model_score uses (vg_model_set_threads) */
 
     /* Training provenance, kept for the manifest of a freshly trained model. */
     vg_train_params_t params;
     size_t train_rows;
     size_t train_positives;
+    int rounds;
+    double valid_ap;
 };
 
 /* Allocates a model around xgb (taking ownership) with copies of the feature names, compiles

@@ -15,6 +15,7 @@
  *     "trained_at": "RFC 3339", "train_window": {"from": "...", "to": "..."},
  *     "train_rows": N, "train_positives": N, "params": {...},
  *     "metrics": {"auc_roc": 0.87, ...},      any name -> number
+ *     "score_distribution": {"edges": [...], "shares": [...], "missing": 0.0},
  *     "distributions": [{"feature": "amount", "edges": [...], "shares": [...],
  *                        "missing": 0.0}, ...] }   quantile bins, see vg_feature_bins_t
  */
@@ -50,6 +51,11 @@ void vg_model_free(vg_model_t *model);
  * the model file and the manifest, so two bundles with equal bytes have equal versions.
  * Valid while the model lives. */
 const char *vg_model_version(const vg_model_t *model);
+/* The version a bundle directory would load as (vg_model_version), from its bytes alone,
+ * without loading the model: what an engine polls to notice a new bundle at its path. Reads
+ * the manifest and the model file it names; an error if either is missing. */
+vg_err_t vg_bundle_version(const char *dir, char *out, size_t outlen, char *errbuf, size_t errlen);
+
 /* The model's input features, in order; names valid while the model lives. */
 size_t vg_model_nfeatures(const vg_model_t *model);
 const char *vg_model_feature(const vg_model_t *model, size_t i);
@@ -67,6 +73,11 @@ const char *vg_model_manifest_text(const vg_model_t *model);
 vg_err_t vg_model_score(vg_model_t *model, const float *rows, size_t nrows, float *scores,
                         char *errbuf, size_t errlen);
 
+/* Sets the threads vg_model_score lets libxgboost use (default 1). More threads help large
+ * batches only on a machine with idle cores; under load they cost far more than they give
+ * (docs/models.md has the figures). */
+vg_err_t vg_model_set_threads(vg_model_t *model, int nthread, char *errbuf, size_t errlen);
+
 /* The C API's prediction paths, for benchmarks and for tests that compare paths. */
 typedef enum vg_model_path {
     VG_MODEL_PATH_DENSE = 0,   /* XGBoosterPredictFromDense (in place) */
@@ -75,7 +86,7 @@ typedef enum vg_model_path {
 } vg_model_path_t;
 
 /* Like vg_model_score through a chosen path and thread count; margin != 0 returns the raw
- * margin (log-odds) instead of the probability. Leaves the model at nthread = 1. */
+ * margin (log-odds) instead of the probability. Restores the model's thread setting. */
 vg_err_t vg_model_score_path(vg_model_t *model, vg_model_path_t path, int nthread, int margin,
                              const float *rows, size_t nrows, float *scores, char *errbuf,
                              size_t errlen);
@@ -115,6 +126,16 @@ typedef struct vg_train_params {
     uint64_t seed;           /* default 0; training is deterministic for a given seed */
     int nthread;             /* training threads (default 1; results do not depend on it) */
     const char *tree_method; /* "hist" (default), "exact", "approx" */
+    /* Optional validation slice (e.g. the last days of the training window), borrowed for
+     * the call: with early_stopping_rounds > 0, training stops when average precision on it
+     * has not improved for that many rounds and keeps the best round's trees. */
+    const float *valid_rows;
+    const float *valid_labels;
+    size_t valid_nrows;
+    int early_stopping_rounds;
+    /* Called after each round (for a progress line); valid_ap is NAN without validation. */
+    void (*progress)(int round, int trees, double valid_ap, void *ctx);
+    void *progress_ctx;
 } vg_train_params_t;
 
 void vg_train_params_default(vg_train_params_t *params);
@@ -128,6 +149,11 @@ void vg_train_params_default(vg_train_params_t *params);
 vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
                            const char *const *feature_names, const vg_train_params_t *params,
                            char *errbuf, size_t errlen);
+
+/* Rounds the trained model kept (params->trees, or the best round + 1 with early stopping)
+ * and the validation average precision at that round (NAN without validation). */
+int vg_model_rounds(const vg_model_t *model);
+double vg_model_valid_ap(const vg_model_t *model);
 
 /* Evaluation figures written into the manifest. */
 typedef struct vg_metric_kv {
@@ -169,5 +195,7 @@ typedef struct vg_feature_bins {
 
 /* Feature i's bins, valid while the model lives. */
 const vg_feature_bins_t *vg_model_bins(const vg_model_t *model, size_t i);
+/* The deciles of the model's scores on its own training rows, for score drift. */
+const vg_feature_bins_t *vg_model_score_bins(const vg_model_t *model);
 
 #endif

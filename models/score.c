@@ -3,8 +3,9 @@
  *
  * vg_model_score is the engine's hot path: one call per micro-batch through
  * XGBoosterPredictFromDense (in-place prediction over the caller's row-major array, no
- * DMatrix built), with the booster at nthread = 1, which tests/bench/bench_model.c measured
- * fastest for micro-batch sizes (docs/models.md). Other paths stay callable for the
+ * DMatrix built), with the booster at nthread = 1 unless vg_model_set_threads says otherwise:
+ * the engine scores on one thread and the other cores belong to librdkafka and RocksDB
+ * (tests/bench/bench_model.c, docs/models.md). Other paths stay callable for the
  * benchmark and for tests that check one path against another.
  */
 #include "models/model_impl.h"
@@ -16,6 +17,17 @@ vg_err_t vg_model_score(vg_model_t *model, const float *rows, size_t nrows, floa
 {
     return vg_xgb_predict(model->xgb, VG_XGB_DENSE, VG_XGB_PROB, rows, nrows, model->nfeatures,
                           scores, errbuf, errlen);
+}
+
+vg_err_t vg_model_set_threads(vg_model_t *model, int nthread, char *errbuf, size_t errlen)
+{
+    if (nthread < 1)
+        return vg_errf(errbuf, errlen, VG_ERR_CONFIG, "model threads must be at least 1, got %d",
+                       nthread);
+    vg_err_t err = vg_xgb_set_nthread(model->xgb, nthread, errbuf, errlen);
+    if (!err)
+        model->nthread = nthread;
+    return err;
 }
 
 vg_err_t vg_model_score_path(vg_model_t *model, vg_model_path_t path, int nthread, int margin,
@@ -33,14 +45,15 @@ vg_err_t vg_model_score_path(vg_model_t *model, vg_model_path_t path, int nthrea
         return VG_OK;
     }
     vg_err_t err = VG_OK;
-    if (nthread != 1 && (err = vg_xgb_set_nthread(model->xgb, nthread, errbuf, errlen)))
+    if (nthread != model->nthread &&
+        (err = vg_xgb_set_nthread(model->xgb, nthread, errbuf, errlen)))
         return err;
     err = vg_xgb_predict(model->xgb, path == VG_MODEL_PATH_DENSE ? VG_XGB_DENSE : VG_XGB_DMATRIX,
                          margin ? VG_XGB_MARGIN : VG_XGB_PROB, rows, nrows, nf, scores, errbuf,
                          errlen);
-    if (nthread != 1) {
+    if (nthread != model->nthread) {
         char ignored[VG_ERRLEN];
-        vg_xgb_set_nthread(model->xgb, 1, ignored, sizeof(ignored));
+        vg_xgb_set_nthread(model->xgb, model->nthread, ignored, sizeof(ignored));
     }
     return err;
 }

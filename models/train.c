@@ -22,6 +22,12 @@ void vg_train_params_default(vg_train_params_t *params)
     params->seed = 0;
     params->nthread = 1;
     params->tree_method = "hist";
+    params->valid_rows = NULL;
+    params->valid_labels = NULL;
+    params->valid_nrows = 0;
+    params->early_stopping_rounds = 0;
+    params->progress = NULL;
+    params->progress_ctx = NULL;
 }
 
 static int double_cmp(const void *a, const void *b)
@@ -53,6 +59,21 @@ static void compute_bins(vg_feature_bins_t *b, const float *rows, size_t nrows, 
     }
     b->shares = vg_xcalloc(b->nedges + 1, sizeof(double));
     vg_metric_bin_shares(rows + f, nrows, nf, b->edges, b->nedges, b->shares, &b->missing);
+}
+
+const vg_feature_bins_t *vg_model_score_bins(const vg_model_t *model)
+{
+    return &model->score_bins;
+}
+
+int vg_model_rounds(const vg_model_t *model)
+{
+    return model->rounds;
+}
+
+double vg_model_valid_ap(const vg_model_t *model)
+{
+    return model->valid_ap;
 }
 
 vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
@@ -93,8 +114,16 @@ vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows,
         .seed = params->seed,
         .nthread = params->nthread > 0 ? params->nthread : 1,
         .tree_method = method,
+        .valid_rows = params->valid_rows,
+        .valid_labels = params->valid_labels,
+        .valid_nrows = params->valid_rows && params->valid_labels ? params->valid_nrows : 0,
+        .early_stopping_rounds = params->early_stopping_rounds,
+        .metric = vg_metric_ap,
+        .progress = params->progress,
+        .progress_ctx = params->progress_ctx,
     };
-    vg_xgb_t *xgb = vg_xgb_train(rows, labels, nrows, nfeatures, &xp, errbuf, errlen);
+    vg_xgb_train_result_t result;
+    vg_xgb_t *xgb = vg_xgb_train(rows, labels, nrows, nfeatures, &xp, &result, errbuf, errlen);
     if (!xgb)
         return NULL;
     vg_model_t *model = vg_model_wrap(xgb, feature_names, nfeatures, errbuf, errlen);
@@ -102,12 +131,28 @@ vg_model_t *vg_model_train(const float *rows, const float *labels, size_t nrows,
         return NULL;
     model->params = *params;
     model->params.tree_method = method;
+    /* The data pointers were borrowed for the call only. */
+    model->params.valid_rows = model->params.valid_labels = NULL;
+    model->params.progress = NULL;
+    model->params.progress_ctx = NULL;
+    model->rounds = result.rounds;
+    model->valid_ap = result.valid_metric;
     model->train_rows = nrows;
     for (size_t r = 0; r < nrows; r++)
         model->train_positives += labels[r] != 0.0f;
     double *scratch = vg_xmalloc(nrows * sizeof(*scratch));
     for (size_t f = 0; f < nfeatures; f++)
         compute_bins(&model->bins[f], rows, nrows, nfeatures, f, scratch);
+    /* The training scores' distribution, the reference for score drift. */
+    float *scores = vg_xmalloc(nrows * sizeof(*scores));
+    if (vg_model_score(model, rows, nrows, scores, errbuf, errlen) != VG_OK) {
+        free(scores);
+        free(scratch);
+        vg_model_free(model);
+        return NULL;
+    }
+    compute_bins(&model->score_bins, scores, nrows, 1, 0, scratch);
+    free(scores);
     free(scratch);
     return model;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <xgboost/c_api.h>
 
 struct vg_xgb {
@@ -47,6 +48,20 @@ static vg_err_t xgb_fail(char *errbuf, size_t errlen, const char *what)
     return vg_errf(errbuf, errlen, VG_ERR_MODEL, "%s: %s", what, line);
 }
 
+/* libxgboost prints its warnings to stderr; route them through vigil's log instead, so they
+ * carry a timestamp and a subsystem like every other line. */
+static void xgb_log(const char *msg)
+{
+    vg_warn("xgboost", "%s", msg);
+}
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void register_log(void)
+{
+    XGBRegisterLogCallback(xgb_log);
+}
+
 vg_xgb_t *vg_xgb_load(const void *data, size_t len, char *errbuf, size_t errlen)
 {
     /* Bundles hold JSON or UBJ models, both objects starting with '{'. XGBoost would read
@@ -57,6 +72,7 @@ vg_xgb_t *vg_xgb_load(const void *data, size_t len, char *errbuf, size_t errlen)
                 len ? ((const unsigned char *)data)[0] : 0);
         return NULL;
     }
+    pthread_once(&log_once, register_log);
     BoosterHandle booster = NULL;
     if (XGBoosterCreate(NULL, 0, &booster) != 0) {
         xgb_fail(errbuf, errlen, "cannot create booster");
@@ -93,21 +109,47 @@ static int set_param(BoosterHandle booster, const char *name, const char *fmt, .
     return XGBoosterSetParam(booster, name, value);
 }
 
-vg_xgb_t *vg_xgb_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
-                       const vg_xgb_train_params_t *params, char *errbuf, size_t errlen)
+/* Probabilities of the validation matrix after the rounds so far; dvalid is in the booster's
+ * cache, so each call only adds the newest tree. */
+static int predict_valid(BoosterHandle booster, DMatrixHandle dvalid, size_t n, float *out)
 {
-    DMatrixHandle dtrain = NULL;
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *result = NULL;
+    const char *config = "{\"type\":0,\"training\":false,\"iteration_begin\":0,"
+                         "\"iteration_end\":0,\"strict_shape\":false}";
+    if (XGBoosterPredictFromDMatrix(booster, dvalid, config, &shape, &dim, &result) != 0)
+        return -1;
+    memcpy(out, result, n * sizeof(float));
+    return 0;
+}
+
+vg_xgb_t *vg_xgb_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
+                       const vg_xgb_train_params_t *params, vg_xgb_train_result_t *result,
+                       char *errbuf, size_t errlen)
+{
+    DMatrixHandle dmats[2] = {NULL, NULL};
     BoosterHandle booster = NULL;
     vg_xgb_t *xgb = NULL;
-    if (XGDMatrixCreateFromMat(rows, nrows, nfeatures, NAN, &dtrain) != 0) {
+    float *vpred = NULL;
+    pthread_once(&log_once, register_log);
+    size_t nv = params->valid_nrows;
+    int ndmats = nv ? 2 : 1;
+    result->rounds = 0;
+    result->valid_metric = NAN;
+    if (XGDMatrixCreateFromMat(rows, nrows, nfeatures, NAN, &dmats[0]) != 0) {
         xgb_fail(errbuf, errlen, "cannot build training matrix");
         return NULL;
     }
-    if (XGDMatrixSetFloatInfo(dtrain, "label", labels, nrows) != 0) {
+    if (XGDMatrixSetFloatInfo(dmats[0], "label", labels, nrows) != 0) {
         xgb_fail(errbuf, errlen, "cannot set labels");
         goto out_free_dmatrix;
     }
-    if (XGBoosterCreate(&dtrain, 1, &booster) != 0) {
+    if (nv && XGDMatrixCreateFromMat(params->valid_rows, nv, nfeatures, NAN, &dmats[1]) != 0) {
+        xgb_fail(errbuf, errlen, "cannot build validation matrix");
+        goto out_free_dmatrix;
+    }
+    if (XGBoosterCreate(dmats, (bst_ulong)ndmats, &booster) != 0) {
         xgb_fail(errbuf, errlen, "cannot create booster");
         goto out_free_dmatrix;
     }
@@ -124,12 +166,50 @@ vg_xgb_t *vg_xgb_train(const float *rows, const float *labels, size_t nrows, siz
         xgb_fail(errbuf, errlen, "bad training parameter");
         goto out_free_booster;
     }
+    vpred = nv ? vg_xmalloc(nv * sizeof(*vpred)) : NULL;
+    int best = -1;
+    double best_metric = -INFINITY;
     for (int i = 0; i < params->trees; i++) {
-        if (XGBoosterUpdateOneIter(booster, i, dtrain) != 0) {
+        if (XGBoosterUpdateOneIter(booster, i, dmats[0]) != 0) {
             xgb_fail(errbuf, errlen, "training failed");
             goto out_free_booster;
         }
+        double metric = NAN;
+        if (nv) {
+            if (predict_valid(booster, dmats[1], nv, vpred) != 0) {
+                xgb_fail(errbuf, errlen, "validation prediction failed");
+                goto out_free_booster;
+            }
+            metric = params->metric(vpred, params->valid_labels, nv);
+            /* Strictly better only: on a plateau the smaller model wins. */
+            if (best < 0 || metric > best_metric) {
+                best = i;
+                best_metric = metric;
+            }
+        }
+        if (params->progress)
+            params->progress(i + 1, params->trees, metric, params->progress_ctx);
+        if (nv && params->early_stopping_rounds > 0 && i - best >= params->early_stopping_rounds)
+            break;
     }
+    result->rounds = params->trees;
+    if (nv && params->early_stopping_rounds > 0) {
+        int rounds = 0;
+        XGBoosterBoostedRounds(booster, &rounds);
+        if (best + 1 < rounds) {
+            BoosterHandle sliced = NULL;
+            if (XGBoosterSlice(booster, 0, best + 1, 1, &sliced) != 0) {
+                xgb_fail(errbuf, errlen, "cannot keep the best round");
+                goto out_free_booster;
+            }
+            XGBoosterFree(booster);
+            booster = sliced;
+        }
+        result->rounds = best + 1;
+    }
+    result->valid_metric = nv ? best_metric : NAN;
+    if (nv && params->early_stopping_rounds <= 0)
+        result->valid_metric = params->metric(vpred, params->valid_labels, nv);
     xgb = vg_xcalloc(1, sizeof(*xgb));
     xgb->booster = booster;
     booster = NULL;
@@ -137,7 +217,10 @@ out_free_booster:
     if (booster)
         XGBoosterFree(booster);
 out_free_dmatrix:
-    XGDMatrixFree(dtrain);
+    free(vpred);
+    XGDMatrixFree(dmats[0]);
+    if (dmats[1])
+        XGDMatrixFree(dmats[1]);
     return xgb;
 }
 

@@ -40,13 +40,30 @@ typedef struct vg_xgb_train_params {
     unsigned long long seed;
     int nthread;
     const char *tree_method;
+    /* Optional validation set for early stopping (valid_nrows == 0: none). */
+    const float *valid_rows;
+    const float *valid_labels;
+    size_t valid_nrows;
+    int early_stopping_rounds; /* 0: train every round */
+    /* Scores the validation predictions (probabilities) after each round; higher is better. */
+    double (*metric)(const float *scores, const float *labels, size_t n);
+    /* Called after each round with the validation figure (NAN without validation). */
+    void (*progress)(int round, int trees, double valid_metric, void *ctx);
+    void *progress_ctx;
 } vg_xgb_train_params_t;
+
+/* What training did: rounds kept (the best round + 1 with early stopping) and its figure. */
+typedef struct vg_xgb_train_result {
+    int rounds;
+    double valid_metric;
+} vg_xgb_train_result_t;
 
 /* Loads a model (XGBoost JSON or UBJ) from bytes. NULL with XGBoost's message on error. */
 vg_xgb_t *vg_xgb_load(const void *data, size_t len, char *errbuf, size_t errlen);
 /* Trains a binary:logistic booster on row-major float rows (NAN = missing). */
 vg_xgb_t *vg_xgb_train(const float *rows, const float *labels, size_t nrows, size_t nfeatures,
-                       const vg_xgb_train_params_t *params, char *errbuf, size_t errlen);
+                       const vg_xgb_train_params_t *params, vg_xgb_train_result_t *result,
+                       char *errbuf, size_t errlen);
 void vg_xgb_free(vg_xgb_t *xgb);
 
 /* Serializes the model as "json" or "ubj" into a malloc'd buffer the caller frees. */

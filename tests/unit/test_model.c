@@ -4,6 +4,7 @@
  * (through a different C API path), that reason codes add up to the margin and come out in
  * the right order, and that every kind of bad bundle is refused with its exact message.
  */
+#include "models/metrics.h"
 #include "models/models.h"
 #include "vg_test.h"
 
@@ -126,11 +127,23 @@ static void test_scores_equal_libxgboost(void)
         VG_CHECK(flagged > 10 && flagged < NROWS / 2);
         if (!(flagged > 10 && flagged < NROWS / 2))
             fprintf(stderr, "%zu of %d rows above 0.5\n", flagged, NROWS);
+        /* Two threads give the same figures; zero threads is refused. */
+        static float two[NROWS];
+        VG_CHECK_INT(vg_model_set_threads(model, 2, err, sizeof(err)), VG_OK);
+        VG_CHECK_INT(vg_model_score(model, rows, NROWS, two, err, sizeof(err)), VG_OK);
+        VG_CHECK(memcmp(two, mine, sizeof(two)) == 0);
+        VG_CHECK_INT(vg_model_set_threads(model, 0, err, sizeof(err)), VG_ERR_CONFIG);
+        VG_CHECK_STR(err, "model threads must be at least 1, got 0");
+        VG_CHECK_INT(vg_model_set_threads(model, 1, err, sizeof(err)), VG_OK);
         /* Single-row scoring gives the batch's figures. */
         float one;
         VG_CHECK_INT(vg_model_score(model, rows + 17 * NF, 1, &one, err, sizeof(err)), VG_OK);
         VG_CHECK(fabsf(one - ref[17]) <= 1e-6f);
-        /* The version names the bundle and is what save computed for the same bytes. */
+        /* The version names the bundle and is what save computed for the same bytes, and
+         * what vg_bundle_version reads without loading. */
+        char polled[256];
+        VG_CHECK_INT(vg_bundle_version(dir, polled, sizeof(polled), err, sizeof(err)), VG_OK);
+        VG_CHECK_STR(polled, vg_model_version(model));
         VG_CHECK_STR(vg_model_version(model), vg_model_version(trained));
         VG_CHECK(strncmp(vg_model_version(model), formats[i], strlen(formats[i])) == 0);
         VG_CHECK_STR(vg_model_catalog_version(model), "cat-1");
@@ -148,6 +161,16 @@ static void test_scores_equal_libxgboost(void)
             VG_CHECK(fabs(total - 1.0) < 1e-9);
         }
         VG_CHECK_INT(vg_model_bins(model, 4)->nedges, 2); /* "night" is 0/1: edges 0 and 1 */
+        /* The training scores' deciles: nine distinct cut points, 10% of rows in each bin
+         * give or take ties, round-tripped through the manifest. */
+        const vg_feature_bins_t *sb = vg_model_score_bins(model);
+        VG_CHECK_INT(sb->nedges, vg_model_score_bins(trained)->nedges);
+        VG_CHECK(sb->nedges >= 5);
+        double stotal = sb->missing;
+        for (size_t e = 0; e <= sb->nedges; e++)
+            stotal += sb->shares[e];
+        VG_CHECK(fabs(stotal - 1.0) < 1e-9);
+        VG_CHECK(sb->missing == 0.0);
         vg_model_free(model);
         free(dir);
     }
@@ -169,6 +192,56 @@ static void test_training_is_deterministic(void)
     free(a);
     free(b);
     free(c);
+}
+
+static int progress_calls;
+static void count_progress(int round, int trees, double valid_ap, void *ctx)
+{
+    (void)round;
+    (void)trees;
+    (void)valid_ap;
+    (void)ctx;
+    progress_calls++;
+}
+
+/* Early stopping on a validation slice (the last 1,000 rows): training stops once average
+ * precision has not improved for 5 rounds, keeps the best round, and the kept model's AP on
+ * the slice is the figure training reported. */
+static void test_early_stopping(void)
+{
+    vg_train_params_t params;
+    vg_train_params_default(&params);
+    params.trees = 200;
+    params.max_depth = 4;
+    params.eta = 0.5;
+    params.valid_rows = rows + 2000 * NF;
+    params.valid_labels = labels + 2000;
+    params.valid_nrows = 1000;
+    params.early_stopping_rounds = 5;
+    params.progress = count_progress;
+    char err[VG_ERRLEN] = "";
+    vg_model_t *model = vg_model_train(rows, labels, 2000, NF, names, &params, err, sizeof(err));
+    VG_CHECK(model != NULL);
+    if (!model) {
+        fprintf(stderr, "train: %s\n", err);
+        return;
+    }
+    int rounds = vg_model_rounds(model);
+    VG_CHECK(rounds >= 1 && rounds < 200);
+    VG_CHECK_INT(progress_calls, rounds + 5);
+    static float p[1000];
+    VG_CHECK_INT(vg_model_score(model, rows + 2000 * NF, 1000, p, err, sizeof(err)), VG_OK);
+    VG_CHECK_NEAR(vg_metric_ap(p, labels + 2000, 1000), vg_model_valid_ap(model), 1e-12);
+    /* The bundle holds exactly the kept rounds. */
+    char *dir = bundle_dir("early");
+    save(model, dir, "ubj");
+    vg_model_t *loaded = vg_model_load(dir, names, NF, "cat-1", err, sizeof(err));
+    VG_CHECK(loaded != NULL);
+    if (loaded)
+        VG_CHECK_INT(vg_model_rounds(loaded), rounds);
+    vg_model_free(loaded);
+    vg_model_free(model);
+    free(dir);
 }
 
 static void test_explain_adds_up(void)
@@ -326,6 +399,24 @@ static void test_bad_bundles(void)
     snprintf(msg, sizeof(msg),
              "model bundle %s: model.json: cannot load model: model has no valid num_feature", dir);
     expect_refused(dir, names, NF, "cat-1", msg);
+    /* Well-formed JSON whose first tree lost its first parent entry: libxgboost 1.7 would
+     * load it unchecked; vigil refuses it before XGBoost sees it. */
+    char *cut_parent = malloc(len + 1);
+    const char *parents = strstr(good, "\"parents\":[");
+    const char *comma = parents ? strchr(parents, ',') : NULL;
+    VG_CHECK(comma != NULL);
+    if (comma) {
+        size_t head = (size_t)(parents - good) + 11;
+        memcpy(cut_parent, good, head);
+        memcpy(cut_parent + head, comma + 1, len - (size_t)(comma + 1 - good));
+        write_text(path, cut_parent, len - (size_t)(comma + 1 - good) + head);
+        snprintf(msg, sizeof(msg),
+                 "model bundle %s: model.json: cannot load model: tree 0: \"parents\" has 28 "
+                 "entries for 29 nodes",
+                 dir);
+        expect_refused(dir, names, NF, "cat-1", msg);
+    }
+    free(cut_parent);
     remove(path);
     snprintf(msg, sizeof(msg), "model bundle %s: cannot read model.json: No such file or directory",
              dir);
@@ -406,6 +497,7 @@ int main(void)
     VG_RUN(test_scores_equal_libxgboost);
     VG_RUN(test_training_is_deterministic);
     VG_RUN(test_explain_adds_up);
+    VG_RUN(test_early_stopping);
     VG_RUN(test_bad_bundles);
     VG_RUN(test_damaged_models_fail_cleanly);
     vg_model_free(trained);
