@@ -77,11 +77,8 @@ static vg_err_t read_feature_names(const char *path, names_t *names, char *errbu
     return VG_OK;
 }
 
-/*
- * >>> CATALOGUE HOOK: the one place to wire the feature catalogue in. <<<
- * Fills names with the catalogue's feature names in vector order (and, once the catalogue
- * can name extra string fields, those go into schema with vg_schema_add()).
- */
+/* Fills names with the catalogue's feature names in vector order; the catalogue registers
+ * the extra transaction fields it names in schema. */
 static vg_err_t catalog_feature_names(const char *path, names_t *names, vg_schema_t *schema,
                                       char *errbuf, size_t errlen)
 {

@@ -536,19 +536,20 @@ int vg_cmd_run(int argc, char **argv)
 
     vg_signals_install();
     signal(SIGHUP, on_sighup);
-    vg_info(
-        "run",
-        "consuming %s and %s as group %s (%s), batches of up to %lld messages / %lld ms; "
-        "catalogue %s, rules %s, model %s; metrics on http://%s/metrics",
-        r->topics[0], r->topics[1], group, r->eos ? "exactly once" : "at least once",
-        (long long)vg_config_int(r->config, "engine", "batch.max.messages"),
-        (long long)vg_config_int(r->config, "engine", "batch.max.ms"),
-        r->pipeline ? vg_pipeline_catalog_version(r->pipeline) : "(passthrough)",
-        r->pipeline && vg_pipeline_rules_version(r->pipeline) ? vg_pipeline_rules_version(r->pipeline)
-                                                              : "none",
-        r->pipeline && vg_pipeline_model_version(r->pipeline) ? vg_pipeline_model_version(r->pipeline)
-                                                              : "none",
-        r->http ? http_addr : "(off)");
+    vg_info("run",
+            "consuming %s and %s as group %s (%s), batches of up to %lld messages / %lld ms; "
+            "catalogue %s, rules %s, model %s; metrics on http://%s/metrics",
+            r->topics[0], r->topics[1], group, r->eos ? "exactly once" : "at least once",
+            (long long)vg_config_int(r->config, "engine", "batch.max.messages"),
+            (long long)vg_config_int(r->config, "engine", "batch.max.ms"),
+            r->pipeline ? vg_pipeline_catalog_version(r->pipeline) : "(passthrough)",
+            r->pipeline && vg_pipeline_rules_version(r->pipeline)
+                ? vg_pipeline_rules_version(r->pipeline)
+                : "none",
+            r->pipeline && vg_pipeline_model_version(r->pipeline)
+                ? vg_pipeline_model_version(r->pipeline)
+                : "none",
+            r->http ? http_addr : "(off)");
 
     /* Fault injection for the crash tests: VIGIL_CRASH_AFTER_KAFKA_COMMIT=N dies by SIGKILL
      * right after the Nth Kafka commit, before the state commit: the narrowest window. */
@@ -622,10 +623,9 @@ int vg_cmd_run(int argc, char **argv)
         if (passthrough) {
             vg_err_t perr = VG_OK;
             for (size_t i = 0; i < n && !perr; i++)
-                perr = vg_producer_send(r->producer, vg_config_str(r->config, "topics",
-                                                                   "decisions"),
-                                        msgs[i].key, msgs[i].keylen, msgs[i].value, msgs[i].len,
-                                        errbuf, sizeof(errbuf));
+                perr = vg_producer_send(
+                    r->producer, vg_config_str(r->config, "topics", "decisions"), msgs[i].key,
+                    msgs[i].keylen, msgs[i].value, msgs[i].len, errbuf, sizeof(errbuf));
             if (perr) {
                 vg_error("run", "%s", errbuf);
                 status = 1;
@@ -668,8 +668,9 @@ int vg_cmd_run(int argc, char **argv)
         }
         r->commits++;
         if (crash_after_kafka_commit && r->commits == (uint64_t)crash_after_kafka_commit) {
-            vg_warn("run", "fault injection: killing myself between Kafka commit %llu and the "
-                           "state commit",
+            vg_warn("run",
+                    "fault injection: killing myself between Kafka commit %llu and the "
+                    "state commit",
                     (unsigned long long)r->commits);
             raise(SIGKILL);
         }
@@ -700,14 +701,14 @@ int vg_cmd_run(int argc, char **argv)
     vg_pipeline_stats_t none = {0};
     const vg_pipeline_stats_t *s = r->pipeline ? vg_pipeline_stats(r->pipeline) : &none;
     vg_info("run",
-            "stopped: %llu consumed, %llu transactions, %llu labels, decisions allow %llu / review %llu / block "
+            "stopped: %llu consumed, %llu transactions, %llu labels, decisions allow %llu / review "
+            "%llu / block "
             "%llu, %llu dead letters, %llu commits; e2e latency p50 %.0f ms, p99 %.0f ms",
             (unsigned long long)total, (unsigned long long)s->transactions,
-            (unsigned long long)s->labels,
-            (unsigned long long)s->decisions[0], (unsigned long long)s->decisions[1],
-            (unsigned long long)s->decisions[2], (unsigned long long)s->dead_letters,
-            (unsigned long long)r->commits, vg_hist_quantile(&r->e2e, 0.5) * 1e3,
-            vg_hist_quantile(&r->e2e, 0.99) * 1e3);
+            (unsigned long long)s->labels, (unsigned long long)s->decisions[0],
+            (unsigned long long)s->decisions[1], (unsigned long long)s->decisions[2],
+            (unsigned long long)s->dead_letters, (unsigned long long)r->commits,
+            vg_hist_quantile(&r->e2e, 0.5) * 1e3, vg_hist_quantile(&r->e2e, 0.99) * 1e3);
     free(msgs);
     free(inputs);
     vg_buf_free(&offsets);

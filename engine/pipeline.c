@@ -184,7 +184,7 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
 
     vg_state_opts_t sopts = {0};
     sopts.cache_bytes = opts->cache_bytes;
-    sopts.sync = p->opts.state_sync;
+    sopts.nosync = !p->opts.state_sync;
     p->state = vg_state_open(p->state_dir, p->catalog, &sopts, errbuf, errlen);
     if (!p->state)
         goto fail;
@@ -498,7 +498,7 @@ vg_err_t vg_pipeline_rollback(vg_pipeline_t *p, char *errbuf, size_t errlen)
     vg_state_close(p->state);
     vg_state_opts_t sopts = {0};
     sopts.cache_bytes = p->opts.cache_bytes;
-    sopts.sync = p->opts.state_sync;
+    sopts.nosync = !p->opts.state_sync;
     p->state = vg_state_open(p->state_dir, p->catalog, &sopts, errbuf, errlen);
     return p->state ? VG_OK : VG_ERR_STATE;
 }
@@ -595,8 +595,8 @@ void vg_pipeline_state_stats(vg_pipeline_t *p, vg_buf_t *out)
     vg_buf_puts(out, "# HELP vigil_state_cached_entities Entities in the write-back cache.\n"
                      "# TYPE vigil_state_cached_entities gauge\n");
     for (size_t i = 0; i < st.ntypes; i++)
-        vg_buf_printf(out, "vigil_state_cached_entities{entity=\"%s\"} %llu\n",
-                      st.types[i].entity, (unsigned long long)st.types[i].cached);
+        vg_buf_printf(out, "vigil_state_cached_entities{entity=\"%s\"} %llu\n", st.types[i].entity,
+                      (unsigned long long)st.types[i].cached);
     vg_buf_printf(out,
                   "# HELP vigil_state_cache_bytes Memory held by the state cache.\n"
                   "# TYPE vigil_state_cache_bytes gauge\nvigil_state_cache_bytes %llu\n"

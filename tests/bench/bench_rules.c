@@ -26,7 +26,7 @@ static const char *const features[] = {
     "card_distinct_terminals_24h",
     "card_seconds_since_last",
     "card_geo_velocity_kmh",
-    "card_terminal_first_use",
+    "card_new_terminal_30d",
     "card_labelled_fraud_30d",
     "device_count_1h",
     "ip_count_1h",

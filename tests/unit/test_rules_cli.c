@@ -82,7 +82,7 @@ static void test_default_rules(void)
                "card_count_10m\ncard_count_1h\ncard_count_24h\ncard_amount_sum_1h\n"
                "card_amount_mean_30d\ncard_amount_std_30d\ncard_amount_zscore_30d\n"
                "card_amount_max_30d\ncard_distinct_merchants_24h\ncard_distinct_terminals_24h\n"
-               "card_seconds_since_last\ncard_geo_velocity_kmh\ncard_terminal_first_use\n"
+               "card_seconds_since_last\ncard_geo_velocity_kmh\ncard_new_terminal_30d\n"
                "card_labelled_fraud_30d\ndevice_count_1h\nip_count_1h\n"
                "terminal_fraud_share_7d_delay7d\nmerchant_fraud_share_30d\namount\nlog_amount\n"
                "hour\nnight\nweekend\n");

@@ -3,6 +3,7 @@
  * exact "FILE:LINE:COL: message" lines; plus what a good file loads to (ids, actions,
  * shadow, score use, version) and where lists are looked for.
  */
+#include "features/features.h"
 #include "rules/rules.h"
 #include "vg_test.h"
 
@@ -292,32 +293,22 @@ static void test_action_names(void)
 static void test_default_rules(void)
 {
     /* rules/default.rules loads against the names it is written for. */
-    static const char *const catalog[] = {
-        "card_count_10m",
-        "card_count_1h",
-        "card_count_24h",
-        "card_amount_sum_1h",
-        "card_amount_mean_30d",
-        "card_amount_std_30d",
-        "card_amount_zscore_30d",
-        "card_amount_max_30d",
-        "card_distinct_merchants_24h",
-        "card_distinct_terminals_24h",
-        "card_seconds_since_last",
-        "card_geo_velocity_kmh",
-        "card_terminal_first_use",
-        "card_labelled_fraud_30d",
-        "device_count_1h",
-        "ip_count_1h",
-        "terminal_fraud_share_7d_delay7d",
-        "merchant_fraud_share_30d",
-        "amount",
-        "log_amount",
-        "hour",
-        "night",
-        "weekend",
-    };
-    vg_rules_env_t e = {catalog, VG_ARRAY_LEN(catalog), NULL, 0, NULL};
+    /* The shipped rules against the shipped catalogue, as the engine loads them. */
+    vg_schema_t cat_schema;
+    vg_schema_init(&cat_schema);
+    char cerr[VG_ERRLEN] = "";
+    vg_catalog_t *cat =
+        vg_catalog_load(VG_SOURCE_DIR "/features/default.conf", &cat_schema, cerr, sizeof(cerr));
+    VG_CHECK_STR(cerr, "");
+    if (!cat) {
+        vg_schema_free(&cat_schema);
+        return;
+    }
+    const char *catalog[64];
+    size_t nfeat = vg_catalog_size(cat);
+    for (size_t i = 0; i < nfeat && i < 64; i++)
+        catalog[i] = vg_catalog_feature_name(cat, i);
+    vg_rules_env_t e = {catalog, nfeat, &cat_schema, 0, NULL};
     char errbuf[4096] = "";
     vg_rules_t *rs =
         vg_rules_load(VG_SOURCE_DIR "/rules/default.rules", &e, errbuf, sizeof(errbuf));
@@ -326,6 +317,8 @@ static void test_default_rules(void)
     if (rs)
         VG_CHECK(vg_rules_count(rs) >= 10);
     vg_rules_free(rs);
+    vg_catalog_free(cat);
+    vg_schema_free(&cat_schema);
 }
 
 int main(void)
