@@ -187,6 +187,8 @@ static void help(void)
            "  --shadow-model DIR    challenger bundle\n"
            "  --state DIR           state directory (default: a fresh temporary one, removed)\n"
            "  --batch-size N        micro-batch size (default 5000, as vigil run)\n"
+           "  --commit-every N      commit state every N messages (default 100000; the state\n"
+           "                        cache holds what is uncommitted, so this bounds memory)\n"
            "  --reasons K           reason codes on flagged decisions (default 5)\n"
            "  --review-sample-rate R  as [engine] review.sample.rate (default 0)\n"
            "  --to-kafka ADDR       produce to the topics at ADDR instead of deciding\n"
@@ -300,6 +302,7 @@ int vg_cmd_replay(int argc, char **argv)
         {"to-kafka", required_argument, NULL, 'K'},
         {"speedup", required_argument, NULL, 'x'},
         {"quiet", no_argument, NULL, 'q'},
+        {"commit-every", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -307,6 +310,7 @@ int vg_cmd_replay(int argc, char **argv)
     const char *kafka = NULL;
     double speedup = 0;
     long batch = 5000;
+    uint64_t commit_every = 100000;
     int quiet = 0, opt;
     vg_pipeline_opts_t popts;
     vg_pipeline_opts_default(&popts);
@@ -374,6 +378,12 @@ int vg_cmd_replay(int argc, char **argv)
             break;
         case 'q':
             quiet = 1;
+            break;
+        case 'C':
+            commit_every = strtoull(optarg, &end, 10);
+            if (*end || commit_every < 1)
+                return vg_cli_usage_error("replay", "--commit-every must be a count >= 1, got '%s'",
+                                          optarg);
             break;
         case 'h':
             help();
@@ -454,7 +464,7 @@ int vg_cmd_replay(int argc, char **argv)
     vg_buf_t data;
     vg_buf_init(&data);
     vg_sink_t sink = {&o, file_emit};
-    uint64_t nmsgs = 0;
+    uint64_t nmsgs = 0, since_commit = 0;
     int64_t t0 = vg_mono_ns(), last_progress = 0;
     int show = !quiet && isatty(2);
     status = 0;
@@ -478,13 +488,17 @@ int vg_cmd_replay(int argc, char **argv)
             break;
         for (size_t i = 0; i < n; i++)
             inputs[i].data = data.data + starts[i];
+        since_commit += n;
         if (vg_pipeline_process(p, inputs, n, &sink, errbuf, sizeof(errbuf)) ||
-            vg_pipeline_commit(p, NULL, 0, errbuf, sizeof(errbuf))) {
+            ((since_commit >= commit_every || n < (size_t)batch) &&
+             vg_pipeline_commit(p, NULL, 0, errbuf, sizeof(errbuf)))) {
             vg_error("replay", "%s", errbuf);
             status = 1;
             break;
         }
         nmsgs += n;
+        if (since_commit >= commit_every)
+            since_commit = 0;
         if (show && vg_mono_ns() - last_progress > 250000000) {
             progress(&txns.lines, nmsgs, t0, 0);
             last_progress = vg_mono_ns();
