@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# bench_engine.sh - the streaming engine against a plain Kafka passthrough, side by side in
+# one go, on the local broker (`vigil broker`, its own process, 64 partitions).
+#
+#   (a) passthrough: `vigil run --passthrough`: consume and produce the same messages in one
+#       Kafka transaction per batch, same batch settings, no processing;
+#   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model.
+# Sustained throughput of both over the same backlog of N transactions, and their ratio; then
+# end-to-end latency (Kafka timestamp of the transaction -> commit of its decision) at a
+# fixed offered rate, exactly-once and at-least-once.
+#
+# usage: tests/bench/bench_engine.sh [N] [RATE]   (defaults 300000 transactions, 5000/s)
+# env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 5000),
+#        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VIGIL=${VIGIL:-build/vigil}
+N=${1:-300000}
+RATE=${2:-5000}
+BATCH=${BATCH:-5000}
+BATCH_MS=${BATCH_MS:-50ms}
+LAT_SECONDS=${LAT_SECONDS:-20}
+work=$(mktemp -d)
+broker=
+cleanup() {
+  [[ -n $broker ]] && kill "$broker" 2>/dev/null && wait "$broker" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$VIGIL" broker --partitions 64 --bootstrap-file "$work/bootstrap" --log-level warn \
+  2>"$work/broker.err" >/dev/null &
+broker=$!
+for _ in $(seq 100); do [[ -s $work/bootstrap ]] && break; sleep 0.1; done
+brokers=$(cat "$work/bootstrap")
+
+echo "== preparing: $N simulated transactions and a 100-tree model" >&2
+days=$(( (N + 9599) / 9600 + 1 )) # ~9,600 transactions a day with the default 5,000 customers
+"$VIGIL" simulate --days "$days" --scenarios all --out "$work/sim" 2>/dev/null
+head -n "$N" "$work/sim/transactions.jsonl" >"$work/txns.jsonl"
+# the model: trained on the first 60,000 transactions' served features
+head -n 60000 "$work/sim/transactions.jsonl" >"$work/train.jsonl"
+"$VIGIL" replay --transactions "$work/train.jsonl" --labels "$work/sim/labels.jsonl" \
+  --catalog features/default.conf --out "$work/train-decisions.jsonl" --quiet 2>/dev/null
+"$VIGIL" train --decisions "$work/train-decisions.jsonl" --labels "$work/sim/labels.jsonl" \
+  --train 2018-04-01..2018-04-08 --trees 100 --depth 6 --out "$work/model" 2>/dev/null
+"$VIGIL" replay --transactions "$work/txns.jsonl" --to-kafka "$brokers" --quiet 2>/dev/null
+
+run() { # NAME ARGS...: runs the engine over the backlog, prints its throughput line
+  local name=$1
+  shift
+  "$VIGIL" run --brokers "$brokers" --group "bench-$name" --state "$work/state-$name" \
+    --http off --batch-size "$BATCH" --batch-ms "$BATCH_MS" --max-messages "$N" \
+    --idle-exit 20s "$@" 2>"$work/$name.log" || { tail -5 "$work/$name.log" >&2; exit 1; }
+  grep -o 'throughput: .*' "$work/$name.log" | sed 's/.*commit: //; s/ messages\/s//'
+}
+
+echo "== throughput over a backlog of $N transactions (batches of $BATCH / $BATCH_MS)" >&2
+pt=$(run passthrough --passthrough)
+en=$(run engine --catalog features/default.conf --rules rules/default.rules --model "$work/model")
+printf '%-44s %10s tx/s\n' "passthrough (exactly once)" "$pt"
+printf '%-44s %10s tx/s\n' "engine (default catalogue, rules, 100 trees)" "$en"
+awk -v a="$en" -v b="$pt" 'BEGIN { printf "%-44s %10.1f %%\n", "engine / passthrough", 100 * a / b }'
+
+latency() { # NAME GUARANTEE: engine at the offered rate, on a fresh broker; prints p50/p99
+  local name=$1 guarantee=$2
+  "$VIGIL" broker --partitions 64 --bootstrap-file "$work/bootstrap-$name" --log-level warn \
+    2>/dev/null >/dev/null &
+  local bpid=$!
+  for _ in $(seq 100); do [[ -s $work/bootstrap-$name ]] && break; sleep 0.1; done
+  local b
+  b=$(cat "$work/bootstrap-$name")
+  "$VIGIL" run --brokers "$b" --group "lat-$name" --state "$work/state-lat-$name" \
+    --http off --catalog features/default.conf --rules rules/default.rules \
+    --model "$work/model" --guarantee "$guarantee" --batch-ms "${LAT_BATCH_MS:-10ms}" \
+    --idle-exit 4s 2>"$work/lat-$name.log" &
+  local pid=$!
+  sleep 4 # join the group before the traffic starts
+  # ~9,600 transactions per simulated day with 5,000 customers
+  "$VIGIL" simulate --brokers "$b" --rate "$RATE" --seed 9 \
+    --days $(( (RATE * LAT_SECONDS + 9599) / 9600 )) 2>/dev/null
+  wait "$pid"
+  kill "$bpid"
+  wait "$bpid" 2>/dev/null || true
+  grep -o 'end-to-end latency p50 .*' "$work/lat-$name.log"
+}
+echo "== end-to-end latency at $RATE transactions/s offered" >&2
+printf '%-44s %s\n' "exactly once" "$(latency eos exactly_once)"
+printf '%-44s %s\n' "at least once" "$(latency alo at_least_once)"
