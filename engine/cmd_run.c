@@ -673,6 +673,7 @@ int vg_cmd_run(int argc, char **argv)
                 done[ndone++] =
                     (vg_assignment_t){r->tps[i].topic_idx, r->tps[i].partition, -1, r->tps[i].next};
         vg_err_t err;
+        int64_t t1 = vg_mono_ns();
         if (r->eos) {
             err = vg_producer_commit(r->producer, r->consumer, done, ndone, errbuf, sizeof(errbuf));
         } else {
@@ -695,6 +696,7 @@ int vg_cmd_run(int argc, char **argv)
                     (unsigned long long)r->commits);
             raise(SIGKILL);
         }
+        int64_t t2 = vg_mono_ns();
         offsets_encode(r, &offsets);
         if (r->pipeline &&
             vg_pipeline_commit(r->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf))) {
@@ -709,6 +711,10 @@ int vg_cmd_run(int argc, char **argv)
         free(done);
         int64_t committed_ms = vg_now_ms();
         r->last_commit_ns = vg_mono_ns();
+        vg_debug("run", "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state "
+                        "commit %.1f ms",
+                 (unsigned long long)r->commits, n, (double)(t1 - t0) / 1e6,
+                 (double)(t2 - t1) / 1e6, (double)(r->last_commit_ns - t2) / 1e6);
         for (size_t i = 0; i < n; i++) {
             if (inputs[i].kind != VG_IN_TXN || !inputs[i].emit || msgs[i].timestamp_ms <= 0)
                 continue;
