@@ -1,0 +1,122 @@
+/*
+ * features.h - the feature catalogue and the windowed feature state.
+ *
+ * A catalogue (docs/features.md) names every feature: per-transaction ones (amount, hour,
+ * ...) and windowed aggregations keyed by an entity (card_id, terminal_id, ...) over event
+ * time. vg_state_t keeps each entity's aggregates as sparse rings of time buckets in
+ * RocksDB (one column family per entity type) behind a write-back cache, and commits each
+ * micro-batch together with the caller's offsets in one atomic write.
+ *
+ * Threading: a catalogue is immutable after load and may be shared; a state is used by one
+ * thread.
+ */
+#ifndef VG_FEATURES_H
+#define VG_FEATURES_H
+
+#include "engine/common.h"
+#include "engine/contract.h"
+
+typedef struct vg_catalog vg_catalog_t;
+
+/*
+ * Parses a catalogue file; registers every transaction field it names in schema
+ * (vg_schema_add). Returns NULL with errbuf "FILE:LINE: message" on error, e.g.
+ * "default.conf:12: expected 'by', got 'for'" or "x.conf:3: unknown aggregation 'cnt'".
+ * The caller frees with vg_catalog_free(); the schema must outlive nothing here (indices
+ * are copied).
+ */
+vg_catalog_t *vg_catalog_load(const char *path, vg_schema_t *schema, char *errbuf, size_t errlen);
+/* Same, from text in memory; name is used in messages in place of the file name. */
+vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len,
+                               vg_schema_t *schema, char *errbuf, size_t errlen);
+/* Number of features. */
+size_t vg_catalog_size(const vg_catalog_t *catalog);
+/* Name of feature i (< size), valid while the catalogue lives. */
+const char *vg_catalog_feature_name(const vg_catalog_t *catalog, size_t i);
+/* Index of a feature by name, or -1. */
+int vg_catalog_feature_index(const vg_catalog_t *catalog, const char *name);
+/* The content hash of the catalogue text (vg_version_of), 16 hex digits. */
+const char *vg_catalog_version(const vg_catalog_t *catalog);
+/* Number of entity types (distinct `by` fields) and the name of type i. */
+size_t vg_catalog_entity_types(const vg_catalog_t *catalog);
+const char *vg_catalog_entity_name(const vg_catalog_t *catalog, size_t i);
+/* 1 if some feature is label-driven (fraud_count, fraud_share). */
+int vg_catalog_uses_labels(const vg_catalog_t *catalog);
+void vg_catalog_free(vg_catalog_t *catalog);
+
+typedef struct vg_state vg_state_t;
+
+typedef struct vg_state_opts {
+    size_t cache_bytes;       /* write-back cache bound; 0 = 256 MiB (soft: see vg_state_commit) */
+    int64_t txn_retention_ms; /* how long labels can find a transaction; 0 = the longest
+                                 label-driven window + delay of the catalogue */
+    int sync;                 /* fsync each commit; opts NULL = 1 */
+} vg_state_opts_t;
+
+/*
+ * Opens (creating) the RocksDB state at dir for this catalogue; opts NULL = defaults. The
+ * catalogue must outlive the state. A directory written under another catalogue version is
+ * refused (VG_ERR_STATE: its binary layout differs); use a new directory. NULL + errbuf.
+ */
+vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg_state_opts_t *opts,
+                          char *errbuf, size_t errlen);
+/* Closes without committing: changes since the last commit are dropped. NULL: no-op. */
+void vg_state_close(vg_state_t *state);
+
+/*
+ * Computes txn's features into out[vg_catalog_size()] (NAN = missing, e.g. no previous
+ * txn or the entity field absent), in catalogue order, over the state BEFORE txn (except
+ * features marked `including current`), then adds txn to every entity's state and records
+ * txn_id -> (ts, entity keys) for labels when the catalogue has label-driven features.
+ * VG_ERR_STATE if RocksDB fails reading an entity (out is then undefined).
+ */
+vg_err_t vg_state_process(vg_state_t *state, const vg_txn_t *txn, double *out);
+
+/*
+ * Applies a label: a fraud label for T counts in T's entities, in the bucket of T's time,
+ * and is visible to transactions processed after this call; a second fraud label for T is
+ * a no-op; a legit label after a fraud one takes the fraud back out. VG_ERR_NOTFOUND if
+ * txn_id is unknown or older than the retention; VG_OK (nothing to do) when the catalogue
+ * has no label-driven feature.
+ */
+vg_err_t vg_state_label(vg_state_t *state, const vg_label_t *label);
+
+/*
+ * Writes every change since the last commit plus the caller's opaque offsets blob in ONE
+ * RocksDB write batch (synced unless opts.sync = 0). After a crash, reopening gives the
+ * state and offsets of the last committed batch, never a mix. Then shrinks the cache to
+ * its bound (only committed entities can leave it, so it can exceed the bound between
+ * commits by what one batch touches).
+ */
+vg_err_t vg_state_commit(vg_state_t *state, const void *offsets, size_t len, char *errbuf,
+                         size_t errlen);
+/* The offsets blob of the last commit (malloc'd, caller frees), or *blob NULL, *len 0. */
+vg_err_t vg_state_offsets(vg_state_t *state, void **blob, size_t *len);
+
+#define VG_STATE_MAX_TYPES 16
+
+typedef struct vg_state_type_stats {
+    const char *entity;        /* the entity field, e.g. "card_id" */
+    uint64_t cached;           /* entities in the cache */
+    uint64_t cached_bytes;     /* bytes of their encoded state */
+    uint64_t stored_estimate;  /* RocksDB's estimate of keys in the column family */
+} vg_state_type_stats_t;
+
+typedef struct vg_state_stats {
+    size_t ntypes;
+    vg_state_type_stats_t types[VG_STATE_MAX_TYPES];
+    uint64_t cache_bytes;   /* memory the cache accounts for */
+    uint64_t cache_entries;
+    uint64_t dirty;         /* entities changed since the last commit */
+    uint64_t pending_txns;  /* transaction records waiting for the next commit */
+    uint64_t loads;         /* cache misses that read RocksDB (cumulative) */
+    uint64_t evictions;     /* entities dropped from the cache (cumulative) */
+    uint64_t expired;       /* entities found idle beyond their retention and reset */
+    uint64_t commits;
+    int64_t watermark_ms;   /* greatest event time processed */
+} vg_state_stats_t;
+
+/* Fills stats (cheap: no RocksDB scan; stored_estimate is RocksDB's own estimate). */
+void vg_state_stats(vg_state_t *state, vg_state_stats_t *stats);
+
+#endif

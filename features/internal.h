@@ -1,0 +1,196 @@
+/*
+ * internal.h - what catalog.c, window.c and state.c share: the compiled catalogue (names
+ * resolved to indices once, at load) and the ring operations on an entity's encoded state.
+ *
+ * A catalogue compiles into:
+ *  - entity types: one per distinct `by` field, with a retention R (its longest
+ *    window + delay): an entity whose newest transaction is older than the watermark - R
+ *    is expired (reset to empty);
+ *  - rings: one per (entity type, bucket width, filter, kind), kind = amount statistics or
+ *    the set of values of one field; the features over that entity with that bucket width
+ *    and filter share it; its span N (buckets kept) is the longest (window + delay) / bucket;
+ *  - features, each pointing at its ring (or none for per-transaction features).
+ */
+#ifndef VG_FEATURES_INTERNAL_H
+#define VG_FEATURES_INTERNAL_H
+
+#include "features/features.h"
+
+#include <stdint.h>
+
+typedef enum vg_agg {
+    /* per transaction */
+    VG_AGG_AMOUNT,
+    VG_AGG_LOG_AMOUNT,
+    VG_AGG_HOUR,
+    VG_AGG_DAY_OF_WEEK,
+    VG_AGG_WEEKEND,
+    VG_AGG_NIGHT,
+    /* windowed, over an entity's amount-statistics ring */
+    VG_AGG_COUNT,
+    VG_AGG_SUM,
+    VG_AGG_MEAN,
+    VG_AGG_MIN,
+    VG_AGG_MAX,
+    VG_AGG_STD,
+    VG_AGG_ZSCORE,
+    VG_AGG_FRAUD_COUNT,
+    VG_AGG_FRAUD_SHARE,
+    /* windowed, over a set ring */
+    VG_AGG_DISTINCT,
+    VG_AGG_NEW,
+    /* the entity's previous transaction */
+    VG_AGG_SINCE_LAST,
+    VG_AGG_GEO_VELOCITY,
+} vg_agg_t;
+
+/* Which statistics a stats ring keeps per bucket beyond count and fraud. */
+enum {
+    VG_STAT_SUM = 1,
+    VG_STAT_M2 = 2, /* sum of squared deviations from the bucket mean (needs SUM) */
+    VG_STAT_MIN = 4,
+    VG_STAT_MAX = 8,
+};
+
+/* A `where FIELD = VALUE` (or !=) clause. */
+typedef struct vg_filter {
+    int field;
+    int negate;
+    char *value;
+    uint32_t len;
+} vg_filter_t;
+
+typedef struct vg_ring_def {
+    int type;        /* entity type index */
+    int local;       /* position among its type's rings (order in the encoded entity) */
+    int64_t bucket;  /* width, ms */
+    int filter;      /* index into filters, -1 none */
+    int set_field;   /* -1: a stats ring; else the schema field whose values it keeps */
+    unsigned stats;  /* VG_STAT_* kept (stats rings) */
+    int labels;      /* 1 if a label-driven feature reads it: fraud counts are kept */
+    int64_t span;    /* buckets kept: max over its features of (window + delay) / bucket */
+    uint32_t reclen; /* bytes per bucket record (stats rings) */
+} vg_ring_def_t;
+
+typedef struct vg_etype {
+    int field;         /* schema index of the entity field */
+    char *name;        /* its name */
+    int64_t retention; /* ms: max (window + delay) of its features */
+    int first_ring;    /* its rings are first_ring .. first_ring + nrings - 1 */
+    int nrings;
+    int label_slot;    /* position in a transaction record's key list, -1 if no labels */
+} vg_etype_t;
+
+typedef struct vg_feature {
+    char *name;
+    vg_agg_t agg;
+    int type;        /* entity type, -1 for per-transaction features */
+    int ring;        /* ring index, -1 for none */
+    int field;       /* distinct/new: the counted field */
+    int64_t window;  /* ms */
+    int64_t delay;   /* ms */
+    int64_t bucket;  /* ms */
+    int64_t nwin;    /* window / bucket */
+    int64_t ndelay;  /* delay / bucket */
+    int current;     /* `including current` */
+} vg_feature_t;
+
+#define VG_MAX_RINGS 64
+
+struct vg_catalog {
+    char version[17];
+    size_t nfeatures;
+    vg_feature_t *features;
+    size_t ntypes;
+    vg_etype_t types[VG_STATE_MAX_TYPES];
+    size_t nrings;
+    vg_ring_def_t rings[VG_MAX_RINGS];
+    size_t nfilters;
+    vg_filter_t *filters;
+    int uses_labels;
+    int nlabel_types;
+    int64_t label_retention; /* max (window + delay) of label-driven features */
+};
+
+/* ---- encoded entity state (window.c) ----
+ *
+ * Layout, little-endian, 8-byte aligned fields (so the cache operates on it in place):
+ *   u32 version (VG_ENTITY_VERSION), u32 nrings
+ *   i64 last_ts   greatest ts added (INT64_MIN: none)
+ *   i64 geo_ts    ts of the located transaction with the greatest ts (INT64_MIN: none)
+ *   f64 lat, lon  its location
+ *   per ring (the type's rings in order): u32 nbuckets, u32 nbytes, then the records,
+ *     ascending by bucket index, only non-empty buckets:
+ *     stats ring: i64 idx, u32 count, u32 fraud, then f64 sum, m2, min, max (only those
+ *                 in the ring's mask, in that order; m2 = sum of squared deviations from
+ *                 the bucket's mean, merged across buckets with Chan et al.'s formula so
+ *                 std stays accurate when amounts are close)
+ *     set ring:   i64 idx, u32 n, u32 0, then n u64 value hashes (in insertion order)
+ */
+#define VG_ENTITY_VERSION  1u
+#define VG_ENTITY_HDR      40u
+#define VG_RING_HDR        8u
+#define VG_SET_MAX         64u /* values kept per bucket of a set ring */
+
+typedef struct vg_blob {
+    uint8_t *data;
+    uint32_t len;
+    uint32_t cap;
+} vg_blob_t;
+
+/* Sums over a window of a stats ring. */
+typedef struct vg_acc {
+    double count, fraud, sum, m2, min, max;
+} vg_acc_t;
+
+/* floor(ts / width) for any sign of ts. */
+static inline int64_t vg_bucket_of(int64_t ts, int64_t width)
+{
+    int64_t q = ts / width;
+    if ((ts % width) != 0 && ts < 0)
+        q--;
+    return q;
+}
+
+void vg_blob_init_entity(vg_blob_t *blob, const vg_catalog_t *catalog, int type);
+/* Checks an encoded entity from disk against the type's layout. 0 if it fits. */
+int vg_blob_check(const uint8_t *data, size_t len, const vg_catalog_t *catalog, int type);
+int64_t vg_blob_last_ts(const vg_blob_t *blob);
+/* Adds one transaction to ring `ring` (a global ring index). Drops it if its bucket was
+ * already evicted (older than the newest bucket - span + 1). */
+void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
+                       double amount);
+void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
+                       uint64_t hash);
+/* Merges one more group of n values (sum, m2) into acc (Chan et al.'s parallel variance). */
+static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
+{
+    if (n <= 0)
+        return;
+    if (acc->count <= 0) {
+        acc->sum = sum;
+        acc->m2 = m2;
+    } else {
+        double delta = sum / n - acc->sum / acc->count;
+        acc->m2 += m2 + delta * delta * acc->count * n / (acc->count + n);
+        acc->sum += sum;
+    }
+    acc->count += n;
+}
+
+/* Sums buckets lo..hi (inclusive) of a stats ring. */
+void vg_ring_query_stats(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
+                         int64_t hi, vg_acc_t *acc);
+/* Distinct hashes of buckets lo..hi of a set ring into out (capacity cap); returns count. */
+size_t vg_ring_query_set(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
+                         int64_t hi, uint64_t *out, size_t cap);
+/* Adds delta to the fraud count of the bucket holding ts, if that bucket exists and the
+ * result stays >= 0. Returns 1 if changed. */
+int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts, int delta);
+/* Records ts (and location) as the entity's latest if it is. */
+void vg_blob_touch(vg_blob_t *blob, int64_t ts, double lat, double lon);
+void vg_blob_last_geo(const vg_blob_t *blob, int64_t *ts, double *lat, double *lon);
+/* Grows blob capacity to at least n. */
+void vg_blob_reserve(vg_blob_t *blob, uint32_t n);
+
+#endif

@@ -1,0 +1,816 @@
+/*
+ * state.c - the feature state: per-entity encoded rings (window.c) behind a write-back
+ * cache, persisted through kv.h in one column family per entity type, plus transaction
+ * records for labels and the caller's offsets, committed together.
+ *
+ * Column families: "meta" (catalog = the catalogue version the layout belongs to,
+ * offsets = the caller's blob, watermark = greatest event time of the last commit),
+ * "txn" (txn_id -> record, see below) and "entity.<field>" per entity type
+ * (entity id -> encoded rings).
+ *
+ * Invariants:
+ *  - the cache is an open-addressing (linear probing) table keyed by (type, id); an entity
+ *    in it is authoritative over RocksDB; a dirty entity (changed since the last commit)
+ *    is on the dirty list and is never evicted, so the cache only drops committed state;
+ *  - transaction records made or changed since the last commit live in an arena indexed
+ *    by txn_id and reach RocksDB only in the commit's batch, with the entities and offsets;
+ *  - an entity whose newest transaction is older than (watermark - its type's retention)
+ *    is logically empty: it is reset on access, deleted at commit if dirty, and dropped by
+ *    the compaction filter on disk (which compares against the committed watermark, never
+ *    ahead of what a reader would reset anyway).
+ *
+ * Transaction record (little-endian): u32 version 1, u32 flags (bit 0: a fraud label is
+ * counted), i64 ts, u64 ring mask (label rings the transaction was added to), then per
+ * label entity type: u16 length (0xffff: absent) and the id bytes.
+ */
+#include "features/internal.h"
+#include "features/kv.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TXN_REC_HDR 24
+
+typedef struct vg_entity {
+    uint64_t hash;
+    vg_blob_t blob;
+    uint32_t acct; /* bytes accounted in cache_bytes */
+    uint16_t type;
+    uint8_t dirty;
+    uint8_t ref;
+    uint32_t keylen;
+    char key[];
+} vg_entity_t;
+
+typedef struct slot {
+    uint64_t hash;
+    vg_entity_t *ent;
+} slot_t;
+
+typedef struct txnrec {
+    uint64_t hash;
+    uint32_t klen;
+    uint32_t vlen;
+    char *key;
+    uint8_t *val;
+} txnrec_t;
+
+typedef struct expire_ctx {
+    vg_state_t *state;
+    int64_t retention;
+} expire_ctx_t;
+
+typedef struct memo {
+    uint64_t gen;
+    int64_t lo, hi;
+    vg_acc_t acc;
+} memo_t;
+
+struct vg_state {
+    const vg_catalog_t *catalog;
+    vg_kv_t *kv;
+    int cf_meta, cf_txn, cf_type[VG_STATE_MAX_TYPES];
+    expire_ctx_t expire[VG_STATE_MAX_TYPES + 1];
+
+    slot_t *slots;
+    size_t nslots; /* power of two */
+    size_t nents;
+    size_t cache_bytes, cache_limit;
+    size_t clock;
+    vg_entity_t **dirty;
+    size_t ndirty, dirtycap;
+
+    vg_arena_t txn_arena;
+    txnrec_t **tslots;
+    size_t ntslots, ntxns;
+
+    vg_kv_batch_t *batch;
+    vg_buf_t getbuf, recbuf;
+    int64_t watermark;           /* greatest ts processed (INT64_MIN: none) */
+    int64_t committed_watermark; /* read by compaction threads (atomics) */
+    int64_t txn_retention;
+    int sync;
+
+    uint64_t *setbuf;
+    size_t setcap;
+    memo_t *memo;
+    uint64_t gen;
+    vg_entity_t *ents[VG_STATE_MAX_TYPES];
+
+    uint64_t loads, evictions, expired, commits;
+};
+
+static const char META_CATALOG[] = "catalog";
+static const char META_OFFSETS[] = "offsets";
+static const char META_WATERMARK[] = "watermark";
+
+static int64_t rdi64(const void *p)
+{
+    int64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* ---- expiry (compaction filter, background threads) ---- */
+
+static int expire_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    expire_ctx_t *ec = ctx;
+    int64_t wm = __atomic_load_n(&ec->state->committed_watermark, __ATOMIC_ACQUIRE);
+    if (vlen < 16 || wm == INT64_MIN)
+        return 0;
+    int64_t ts = rdi64((const char *)val + 8); /* entity: last_ts; txn record: ts */
+    return ts != INT64_MIN && ts < wm - ec->retention;
+}
+
+/* ---- the entity cache ---- */
+
+static uint64_t entity_hash(int type, const char *key, size_t len)
+{
+    uint64_t h = vg_hash64(key, len, VG_HASH_SEED ^ ((uint64_t)(type + 1) * 0x9e3779b97f4a7c15ULL));
+    return h ^ (h >> 29);
+}
+
+static void table_insert(slot_t *slots, size_t nslots, vg_entity_t *ent)
+{
+    size_t mask = nslots - 1;
+    size_t i = ent->hash & mask;
+    while (slots[i].ent)
+        i = (i + 1) & mask;
+    slots[i].hash = ent->hash;
+    slots[i].ent = ent;
+}
+
+static void table_grow(vg_state_t *st)
+{
+    size_t n = st->nslots * 2;
+    slot_t *slots = vg_xcalloc(n, sizeof(*slots));
+    for (size_t i = 0; i < st->nslots; i++)
+        if (st->slots[i].ent)
+            table_insert(slots, n, st->slots[i].ent);
+    st->cache_bytes += (n - st->nslots) * sizeof(slot_t);
+    free(st->slots);
+    st->slots = slots;
+    st->nslots = n;
+    st->clock = 0;
+}
+
+/* Removes slot i by backward-shift deletion (keeps every probe chain unbroken). */
+static void table_remove(vg_state_t *st, size_t i)
+{
+    size_t mask = st->nslots - 1;
+    st->slots[i].ent = NULL;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!st->slots[j].ent)
+            break;
+        size_t home = st->slots[j].hash & mask;
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            st->slots[i] = st->slots[j];
+            st->slots[j].ent = NULL;
+            i = j;
+        }
+    }
+    st->nents--;
+}
+
+static void account(vg_state_t *st, vg_entity_t *ent)
+{
+    st->cache_bytes += ent->blob.cap;
+    st->cache_bytes -= ent->acct;
+    ent->acct = ent->blob.cap;
+}
+
+static void mark_dirty(vg_state_t *st, vg_entity_t *ent)
+{
+    ent->ref = 1;
+    if (ent->dirty)
+        return;
+    ent->dirty = 1;
+    if (st->ndirty == st->dirtycap) {
+        st->dirtycap = st->dirtycap ? st->dirtycap * 2 : 1024;
+        st->dirty = vg_xrealloc(st->dirty, st->dirtycap * sizeof(*st->dirty));
+    }
+    st->dirty[st->ndirty++] = ent;
+}
+
+/* The cached entity (type, key), loading it from RocksDB or creating it empty. NULL with
+ * *err set on a RocksDB error or a corrupt value. */
+static vg_entity_t *entity_get(vg_state_t *st, int type, const char *key, size_t len,
+                               vg_err_t *err)
+{
+    uint64_t h = entity_hash(type, key, len);
+    size_t mask = st->nslots - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        vg_entity_t *e = st->slots[i].ent;
+        if (!e)
+            break;
+        if (st->slots[i].hash == h && e->type == type && e->keylen == len &&
+            memcmp(e->key, key, len) == 0) {
+            e->ref = 1;
+            return e;
+        }
+    }
+    int found = 0;
+    char eb[VG_ERRLEN];
+    if ((*err = vg_kv_get(st->kv, st->cf_type[type], key, len, &st->getbuf, &found, eb,
+                          sizeof(eb))) != VG_OK) {
+        vg_error("features", "%s", eb);
+        return NULL;
+    }
+    if (found && vg_blob_check((const uint8_t *)st->getbuf.data, st->getbuf.len, st->catalog,
+                               type) != 0) {
+        vg_error("features", "corrupt state for %s %.*s", st->catalog->types[type].name,
+                 (int)len, key);
+        *err = VG_ERR_STATE;
+        return NULL;
+    }
+    vg_entity_t *e = vg_xcalloc(1, sizeof(*e) + len);
+    e->hash = h;
+    e->type = (uint16_t)type;
+    e->keylen = (uint32_t)len;
+    memcpy(e->key, key, len);
+    if (found) {
+        vg_blob_reserve(&e->blob, (uint32_t)st->getbuf.len);
+        memcpy(e->blob.data, st->getbuf.data, st->getbuf.len);
+        e->blob.len = (uint32_t)st->getbuf.len;
+        st->loads++;
+    } else {
+        vg_blob_init_entity(&e->blob, st->catalog, type);
+    }
+    e->ref = 1;
+    st->cache_bytes += sizeof(*e) + len;
+    account(st, e);
+    if ((st->nents + 1) * 2 > st->nslots)
+        table_grow(st);
+    table_insert(st->slots, st->nslots, e);
+    st->nents++;
+    *err = VG_OK;
+    return e;
+}
+
+/* Resets an entity idle beyond its type's retention as of watermark wm. */
+static void entity_expire(vg_state_t *st, vg_entity_t *e, int64_t wm)
+{
+    int64_t last = vg_blob_last_ts(&e->blob);
+    if (last == INT64_MIN || wm == INT64_MIN)
+        return;
+    if (last < wm - st->catalog->types[e->type].retention) {
+        vg_blob_init_entity(&e->blob, st->catalog, e->type);
+        mark_dirty(st, e);
+        st->expired++;
+    }
+}
+
+static void entity_free(vg_state_t *st, vg_entity_t *e)
+{
+    st->cache_bytes -= sizeof(*e) + e->keylen + e->acct;
+    free(e->blob.data);
+    free(e);
+}
+
+/* Drops committed entities, least recently used first (CLOCK), until under the bound. */
+static void evict(vg_state_t *st)
+{
+    size_t budget = 2 * st->nslots;
+    while (st->cache_bytes > st->cache_limit && budget-- > 0 && st->nents > 0) {
+        size_t i = st->clock & (st->nslots - 1);
+        vg_entity_t *e = st->slots[i].ent;
+        if (!e || e->dirty) {
+            st->clock++;
+            continue;
+        }
+        if (e->ref) {
+            e->ref = 0;
+            st->clock++;
+            continue;
+        }
+        table_remove(st, i); /* another entry may shift into i: look at it next */
+        entity_free(st, e);
+        st->evictions++;
+    }
+}
+
+/* ---- pending transaction records ---- */
+
+static txnrec_t **txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
+{
+    size_t mask = st->ntslots - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        txnrec_t *r = st->tslots[i];
+        if (!r || (r->hash == h && r->klen == len && memcmp(r->key, key, len) == 0))
+            return &st->tslots[i];
+    }
+}
+
+/* Stores (or replaces) the pending record for key. */
+static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void *val,
+                         size_t vlen)
+{
+    if ((st->ntxns + 1) * 2 > st->ntslots) {
+        size_t n = st->ntslots * 2;
+        txnrec_t **slots = vg_xcalloc(n, sizeof(*slots));
+        for (size_t i = 0; i < st->ntslots; i++) {
+            txnrec_t *r = st->tslots[i];
+            if (!r)
+                continue;
+            size_t j = r->hash & (n - 1);
+            while (slots[j])
+                j = (j + 1) & (n - 1);
+            slots[j] = r;
+        }
+        free(st->tslots);
+        st->tslots = slots;
+        st->ntslots = n;
+    }
+    uint64_t h = vg_hash64(key, len, VG_HASH_SEED);
+    txnrec_t **slot = txn_slot(st, key, len, h);
+    txnrec_t *r = *slot;
+    if (!r || r->vlen < vlen) {
+        if (!r)
+            st->ntxns++;
+        r = vg_arena_alloc(&st->txn_arena, sizeof(*r));
+        r->hash = h;
+        r->klen = (uint32_t)len;
+        r->key = vg_arena_alloc(&st->txn_arena, len ? len : 1);
+        memcpy(r->key, key, len);
+        r->val = vg_arena_alloc(&st->txn_arena, vlen);
+        *slot = r;
+    }
+    memcpy(r->val, val, vlen);
+    r->vlen = (uint32_t)vlen;
+    return r;
+}
+
+/* ---- open / close ---- */
+
+vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg_state_opts_t *opts,
+                          char *errbuf, size_t errlen)
+{
+    vg_state_t *st = vg_xcalloc(1, sizeof(*st));
+    st->catalog = catalog;
+    st->cache_limit = opts && opts->cache_bytes ? opts->cache_bytes : (size_t)256 << 20;
+    st->txn_retention = opts && opts->txn_retention_ms ? opts->txn_retention_ms
+                                                        : catalog->label_retention;
+    st->sync = opts ? opts->sync : 1;
+    st->watermark = INT64_MIN;
+    st->committed_watermark = INT64_MIN;
+    vg_buf_init(&st->getbuf);
+    vg_buf_init(&st->recbuf);
+    vg_arena_init(&st->txn_arena, 1 << 20);
+
+    vg_kv_family_t fams[VG_STATE_MAX_TYPES + 2];
+    char names[VG_STATE_MAX_TYPES][96];
+    size_t n = 0;
+    fams[n++] = (vg_kv_family_t){"meta", NULL, NULL};
+    st->expire[0] = (expire_ctx_t){st, st->txn_retention};
+    fams[n++] = (vg_kv_family_t){"txn", expire_cb, &st->expire[0]};
+    for (size_t t = 0; t < catalog->ntypes; t++) {
+        snprintf(names[t], sizeof(names[t]), "entity.%s", catalog->types[t].name);
+        st->expire[t + 1] = (expire_ctx_t){st, catalog->types[t].retention};
+        fams[n++] = (vg_kv_family_t){names[t], expire_cb, &st->expire[t + 1]};
+        st->cf_type[t] = (int)t + 2;
+    }
+    st->cf_meta = 0;
+    st->cf_txn = 1;
+    st->kv = vg_kv_open(dir, fams, n, NULL, errbuf, errlen);
+    if (!st->kv)
+        goto out_free;
+
+    int found = 0;
+    if (vg_kv_get(st->kv, st->cf_meta, META_CATALOG, strlen(META_CATALOG), &st->getbuf, &found,
+                  errbuf, errlen) != VG_OK)
+        goto out_free;
+    if (found && strcmp(st->getbuf.data, catalog->version) != 0) {
+        vg_errf(errbuf, errlen, VG_ERR_STATE,
+                "state in %s was built by catalogue version %s, this catalogue is %s: use a new "
+                "state directory",
+                dir, st->getbuf.data, catalog->version);
+        goto out_free;
+    }
+    st->batch = vg_kv_batch_new();
+    if (!found) {
+        vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_CATALOG, strlen(META_CATALOG),
+                        catalog->version, strlen(catalog->version));
+        if (vg_kv_write(st->kv, st->batch, 1, errbuf, errlen) != VG_OK)
+            goto out_free;
+        vg_kv_batch_clear(st->batch);
+    }
+    if (vg_kv_get(st->kv, st->cf_meta, META_WATERMARK, strlen(META_WATERMARK), &st->getbuf,
+                  &found, errbuf, errlen) != VG_OK)
+        goto out_free;
+    if (found && st->getbuf.len == 8) {
+        st->watermark = rdi64(st->getbuf.data);
+        __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
+    }
+
+    st->nslots = 1024;
+    st->slots = vg_xcalloc(st->nslots, sizeof(*st->slots));
+    st->cache_bytes = st->nslots * sizeof(*st->slots);
+    st->ntslots = 1024;
+    st->tslots = vg_xcalloc(st->ntslots, sizeof(*st->tslots));
+    st->setcap = 1;
+    for (size_t r = 0; r < catalog->nrings; r++)
+        if (catalog->rings[r].set_field >= 0 &&
+            (size_t)catalog->rings[r].span * VG_SET_MAX + 1 > st->setcap)
+            st->setcap = (size_t)catalog->rings[r].span * VG_SET_MAX + 1;
+    if (st->setcap > 65536)
+        st->setcap = 65536; /* distinct counts saturate there (documented) */
+    st->setbuf = vg_xmalloc(st->setcap * sizeof(*st->setbuf));
+    st->memo = vg_xcalloc(catalog->nrings + 1, sizeof(*st->memo));
+    return st;
+
+out_free:
+    vg_state_close(st);
+    return NULL;
+}
+
+void vg_state_close(vg_state_t *st)
+{
+    if (!st)
+        return;
+    vg_kv_close(st->kv); /* first: compaction threads read st */
+    vg_kv_batch_free(st->batch);
+    for (size_t i = 0; i < st->nslots; i++)
+        if (st->slots[i].ent) {
+            free(st->slots[i].ent->blob.data);
+            free(st->slots[i].ent);
+        }
+    free(st->slots);
+    free(st->dirty);
+    free(st->tslots);
+    vg_arena_free(&st->txn_arena);
+    vg_buf_free(&st->getbuf);
+    vg_buf_free(&st->recbuf);
+    free(st->setbuf);
+    free(st->memo);
+    free(st);
+}
+
+/* ---- processing ---- */
+
+static int filter_pass(const vg_catalog_t *c, int fi, const vg_txn_t *txn)
+{
+    if (fi < 0)
+        return 1;
+    const vg_filter_t *f = &c->filters[fi];
+    const char *s = txn->str[f->field];
+    int eq = s && txn->len[f->field] == f->len && memcmp(s, f->value, f->len) == 0;
+    return f->negate ? !eq : eq;
+}
+
+static uint64_t value_hash(const vg_txn_t *txn, int field)
+{
+    return vg_hash64(txn->str[field], txn->len[field], VG_HASH_SEED);
+}
+
+static double haversine_km(double lat1, double lon1, double lat2, double lon2)
+{
+    const double rad = M_PI / 180.0;
+    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+    double a = sin(dlat / 2) * sin(dlat / 2) +
+               cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
+    return 2 * 6371.0088 * asin(fmin(1.0, sqrt(a)));
+}
+
+static int64_t floor_mod(int64_t a, int64_t b)
+{
+    int64_t m = a % b;
+    return m < 0 ? m + b : m;
+}
+
+static double compute(vg_state_t *st, const vg_feature_t *f, const vg_txn_t *txn)
+{
+    const vg_catalog_t *c = st->catalog;
+    int64_t t = txn->ts_ms;
+    switch (f->agg) {
+    case VG_AGG_AMOUNT:
+        return txn->amount;
+    case VG_AGG_LOG_AMOUNT:
+        return log1p(txn->amount);
+    case VG_AGG_HOUR:
+        return (double)(floor_mod(t, 86400000) / 3600000);
+    case VG_AGG_DAY_OF_WEEK:
+        return (double)floor_mod(vg_bucket_of(t, 86400000) + 3, 7);
+    case VG_AGG_WEEKEND:
+        return floor_mod(vg_bucket_of(t, 86400000) + 3, 7) >= 5 ? 1.0 : 0.0;
+    case VG_AGG_NIGHT:
+        return floor_mod(t, 86400000) / 3600000 <= 6 ? 1.0 : 0.0;
+    default:
+        break;
+    }
+    vg_entity_t *e = st->ents[f->type];
+    if (!e)
+        return NAN;
+    if (f->agg == VG_AGG_SINCE_LAST) {
+        int64_t last = vg_blob_last_ts(&e->blob);
+        if (last == INT64_MIN || t - last > f->window)
+            return NAN;
+        return t > last ? (double)(t - last) / 1000.0 : 0.0;
+    }
+    if (f->agg == VG_AGG_GEO_VELOCITY) {
+        int64_t gts;
+        double lat, lon;
+        vg_blob_last_geo(&e->blob, &gts, &lat, &lon);
+        if (gts == INT64_MIN || isnan(txn->lat) || isnan(txn->lon))
+            return NAN;
+        int64_t dt = t > gts ? t - gts : gts - t;
+        if (dt > f->window)
+            return NAN;
+        double hours = (double)(dt > 60000 ? dt : 60000) / 3600000.0;
+        return haversine_km(lat, lon, txn->lat, txn->lon) / hours;
+    }
+    const vg_ring_def_t *rd = &c->rings[f->ring];
+    int64_t hi = vg_bucket_of(t, f->bucket) - f->ndelay;
+    int64_t lo = hi - f->nwin + 1;
+    int cur = f->current && f->ndelay == 0 && filter_pass(c, rd->filter, txn);
+    if (f->agg == VG_AGG_DISTINCT || f->agg == VG_AGG_NEW) {
+        int has = txn->str[f->field] != NULL;
+        if (f->agg == VG_AGG_NEW && !has)
+            return NAN;
+        size_t n = vg_ring_query_set(&e->blob, c, f->ring, lo, hi, st->setbuf, st->setcap - 1);
+        uint64_t h = has ? value_hash(txn, f->field) : 0;
+        int seen = 0;
+        for (size_t i = 0; has && i < n && !seen; i++)
+            seen = st->setbuf[i] == h;
+        if (f->agg == VG_AGG_NEW)
+            return seen ? 0.0 : 1.0;
+        return (double)n + (cur && has && !seen ? 1 : 0);
+    }
+    memo_t *m = &st->memo[f->ring];
+    if (m->gen != st->gen || m->lo != lo || m->hi != hi) {
+        vg_ring_query_stats(&e->blob, c, f->ring, lo, hi, &m->acc);
+        m->gen = st->gen;
+        m->lo = lo;
+        m->hi = hi;
+    }
+    vg_acc_t a = m->acc;
+    if (cur) {
+        double x = txn->amount;
+        vg_acc_merge(&a, 1, x, 0);
+        a.min = fmin(a.min, x);
+        a.max = fmax(a.max, x);
+    }
+    switch (f->agg) {
+    case VG_AGG_COUNT:
+        return a.count;
+    case VG_AGG_SUM:
+        return a.sum;
+    case VG_AGG_MEAN:
+        return a.count > 0 ? a.sum / a.count : NAN;
+    case VG_AGG_MIN:
+        return a.count > 0 ? a.min : NAN;
+    case VG_AGG_MAX:
+        return a.count > 0 ? a.max : NAN;
+    case VG_AGG_STD:
+    case VG_AGG_ZSCORE: {
+        if (a.count <= 0)
+            return NAN;
+        double var = a.m2 / a.count;
+        double sd = var > 0 ? sqrt(var) : 0;
+        if (f->agg == VG_AGG_STD)
+            return sd;
+        if (a.count < 2 || sd <= 0)
+            return NAN;
+        return (txn->amount - a.sum / a.count) / sd;
+    }
+    case VG_AGG_FRAUD_COUNT:
+        return a.fraud;
+    case VG_AGG_FRAUD_SHARE:
+        return a.count > 0 ? a.fraud / a.count : 0.0;
+    default:
+        return NAN;
+    }
+}
+
+vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
+{
+    const vg_catalog_t *c = st->catalog;
+    int64_t t = txn->ts_ms;
+    int64_t wm = st->watermark > t ? st->watermark : t;
+    vg_err_t err;
+    st->gen++;
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        int field = c->types[ty].field;
+        st->ents[ty] = NULL;
+        if (!txn->str[field])
+            continue;
+        vg_entity_t *e = entity_get(st, (int)ty, txn->str[field], txn->len[field], &err);
+        if (!e)
+            return err;
+        entity_expire(st, e, wm);
+        st->ents[ty] = e;
+    }
+    for (size_t i = 0; i < c->nfeatures; i++)
+        out[i] = compute(st, &c->features[i], txn);
+
+    uint64_t mask = 0;
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        vg_entity_t *e = st->ents[ty];
+        if (!e)
+            continue;
+        const vg_etype_t *et = &c->types[ty];
+        for (int r = et->first_ring; r < et->first_ring + et->nrings; r++) {
+            const vg_ring_def_t *rd = &c->rings[r];
+            if (!filter_pass(c, rd->filter, txn))
+                continue;
+            if (rd->set_field >= 0) {
+                if (txn->str[rd->set_field])
+                    vg_ring_add_value(&e->blob, c, r, t, value_hash(txn, rd->set_field));
+            } else {
+                vg_ring_add_stats(&e->blob, c, r, t, txn->amount);
+                if (rd->labels)
+                    mask |= 1ULL << r;
+            }
+        }
+        vg_blob_touch(&e->blob, t, txn->lat, txn->lon);
+        mark_dirty(st, e);
+        account(st, e);
+    }
+    st->watermark = wm;
+
+    if (c->uses_labels && txn->str[VG_F_TXN_ID]) {
+        vg_buf_t *b = &st->recbuf;
+        vg_buf_reset(b);
+        uint32_t hdr[2] = {1, 0};
+        vg_buf_append(b, hdr, sizeof(hdr));
+        vg_buf_append(b, &t, 8);
+        vg_buf_append(b, &mask, 8);
+        for (size_t ty = 0; ty < c->ntypes; ty++) {
+            if (c->types[ty].label_slot < 0)
+                continue;
+            int field = c->types[ty].field;
+            uint16_t len = txn->str[field] && txn->len[field] < 0xffff
+                               ? (uint16_t)txn->len[field]
+                               : (uint16_t)0xffff;
+            vg_buf_append(b, &len, 2);
+            if (len != 0xffff)
+                vg_buf_append(b, txn->str[field], len);
+        }
+        txn_put(st, txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], b->data, b->len);
+    }
+    return VG_OK;
+}
+
+/* ---- labels ---- */
+
+vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
+{
+    const vg_catalog_t *c = st->catalog;
+    if (!c->uses_labels)
+        return VG_OK;
+    const char *id = label->txn_id;
+    size_t idlen = strlen(id);
+    uint64_t h = vg_hash64(id, idlen, VG_HASH_SEED);
+    txnrec_t *r = *txn_slot(st, id, idlen, h);
+    vg_err_t err;
+    if (!r) {
+        int found = 0;
+        char eb[VG_ERRLEN];
+        if ((err = vg_kv_get(st->kv, st->cf_txn, id, idlen, &st->getbuf, &found, eb,
+                             sizeof(eb))) != VG_OK) {
+            vg_error("features", "%s", eb);
+            return err;
+        }
+        if (!found)
+            return VG_ERR_NOTFOUND;
+        if (st->getbuf.len < TXN_REC_HDR)
+            return VG_ERR_STATE;
+        r = txn_put(st, id, idlen, st->getbuf.data, st->getbuf.len);
+    }
+    int64_t ts = rdi64(r->val + 8);
+    if (st->watermark != INT64_MIN && ts < st->watermark - st->txn_retention)
+        return VG_ERR_NOTFOUND;
+    uint32_t flags;
+    memcpy(&flags, r->val + 4, 4);
+    int counted = flags & 1;
+    int want = label->fraud ? 1 : 0;
+    if (counted == want)
+        return VG_OK;
+    uint64_t mask = (uint64_t)rdi64(r->val + 16);
+    size_t off = TXN_REC_HDR;
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        if (c->types[ty].label_slot < 0)
+            continue;
+        if (off + 2 > r->vlen)
+            return VG_ERR_STATE;
+        uint16_t len;
+        memcpy(&len, r->val + off, 2);
+        off += 2;
+        if (len == 0xffff)
+            continue;
+        if (off + len > r->vlen)
+            return VG_ERR_STATE;
+        const char *key = (const char *)r->val + off;
+        off += len;
+        vg_entity_t *e = entity_get(st, (int)ty, key, len, &err);
+        if (!e)
+            return err;
+        entity_expire(st, e, st->watermark);
+        const vg_etype_t *et = &c->types[ty];
+        int changed = 0;
+        for (int ri = et->first_ring; ri < et->first_ring + et->nrings; ri++)
+            if (mask & (1ULL << ri))
+                changed |= vg_ring_add_fraud(&e->blob, c, ri, ts, want ? 1 : -1);
+        if (changed)
+            mark_dirty(st, e);
+    }
+    flags = (flags & ~1u) | (uint32_t)want;
+    memcpy(r->val + 4, &flags, 4);
+    return VG_OK;
+}
+
+/* ---- commit ---- */
+
+vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
+                         size_t errlen)
+{
+    const vg_catalog_t *c = st->catalog;
+    vg_kv_batch_clear(st->batch);
+    for (size_t i = 0; i < st->ndirty; i++) {
+        vg_entity_t *e = st->dirty[i];
+        int64_t last = vg_blob_last_ts(&e->blob);
+        int64_t ret = c->types[e->type].retention;
+        if (last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret))
+            vg_kv_batch_delete(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen);
+        else
+            vg_kv_batch_put(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen,
+                            e->blob.data, e->blob.len);
+    }
+    for (size_t i = 0; i < st->ntslots; i++) {
+        txnrec_t *r = st->tslots[i];
+        if (r)
+            vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
+    }
+    vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
+                    offsets ? offsets : "", offsets ? len : 0);
+    vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_WATERMARK, strlen(META_WATERMARK),
+                    &st->watermark, 8);
+    vg_err_t err = vg_kv_write(st->kv, st->batch, st->sync, errbuf, errlen);
+    vg_kv_batch_clear(st->batch);
+    if (err)
+        return err;
+    for (size_t i = 0; i < st->ndirty; i++)
+        st->dirty[i]->dirty = 0;
+    st->ndirty = 0;
+    if (st->ntxns) {
+        memset(st->tslots, 0, st->ntslots * sizeof(*st->tslots));
+        st->ntxns = 0;
+        vg_arena_reset(&st->txn_arena);
+    }
+    __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
+    st->commits++;
+    evict(st);
+    return VG_OK;
+}
+
+vg_err_t vg_state_offsets(vg_state_t *st, void **blob, size_t *len)
+{
+    int found = 0;
+    char eb[VG_ERRLEN];
+    *blob = NULL;
+    *len = 0;
+    vg_err_t err = vg_kv_get(st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
+                             &st->getbuf, &found, eb, sizeof(eb));
+    if (err) {
+        vg_error("features", "%s", eb);
+        return err;
+    }
+    if (found && st->getbuf.len > 0) {
+        *blob = vg_xmalloc(st->getbuf.len);
+        memcpy(*blob, st->getbuf.data, st->getbuf.len);
+        *len = st->getbuf.len;
+    }
+    return VG_OK;
+}
+
+void vg_state_stats(vg_state_t *st, vg_state_stats_t *stats)
+{
+    const vg_catalog_t *c = st->catalog;
+    memset(stats, 0, sizeof(*stats));
+    stats->ntypes = c->ntypes;
+    for (size_t t = 0; t < c->ntypes; t++) {
+        stats->types[t].entity = c->types[t].name;
+        stats->types[t].stored_estimate =
+            vg_kv_property(st->kv, st->cf_type[t], "rocksdb.estimate-num-keys");
+    }
+    for (size_t i = 0; i < st->nslots; i++) {
+        vg_entity_t *e = st->slots[i].ent;
+        if (!e)
+            continue;
+        stats->types[e->type].cached++;
+        stats->types[e->type].cached_bytes += e->blob.len;
+    }
+    stats->cache_bytes = st->cache_bytes;
+    stats->cache_entries = st->nents;
+    stats->dirty = st->ndirty;
+    stats->pending_txns = st->ntxns;
+    stats->loads = st->loads;
+    stats->evictions = st->evictions;
+    stats->expired = st->expired;
+    stats->commits = st->commits;
+    stats->watermark_ms = st->watermark;
+}

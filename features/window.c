@@ -1,0 +1,395 @@
+/*
+ * window.c - sliding windows as sparse rings of time buckets, operated on in place in an
+ * entity's encoded state (layout in internal.h). The encoding is also what RocksDB stores,
+ * so loading an entity is one copy and committing it is one put.
+ *
+ * Invariants of every ring: records are sorted by bucket index, strictly ascending; only
+ * non-empty buckets are stored; no record is older than (newest index - span + 1), so a
+ * ring never holds more than span records whatever the entity's traffic. A transaction
+ * whose bucket is already older than that is dropped (it is too late to count in any
+ * window the ring serves). A set-ring bucket holds at most VG_SET_MAX distinct values.
+ */
+#include "features/internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+static inline int64_t rdi64(const uint8_t *p)
+{
+    int64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void wri64(uint8_t *p, int64_t v)
+{
+    memcpy(p, &v, 8);
+}
+
+static inline double rdf(const uint8_t *p)
+{
+    double v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void wrf(uint8_t *p, double v)
+{
+    memcpy(p, &v, 8);
+}
+
+void vg_blob_reserve(vg_blob_t *blob, uint32_t n)
+{
+    if (n <= blob->cap)
+        return;
+    uint32_t cap = blob->cap ? blob->cap : 128;
+    while (cap < n)
+        cap *= 2;
+    blob->data = vg_xrealloc(blob->data, cap);
+    blob->cap = cap;
+}
+
+/* Replaces oldlen bytes at off with newlen uninitialised bytes. */
+static void splice(vg_blob_t *blob, uint32_t off, uint32_t oldlen, uint32_t newlen)
+{
+    if (newlen > oldlen)
+        vg_blob_reserve(blob, blob->len + (newlen - oldlen));
+    memmove(blob->data + off + newlen, blob->data + off + oldlen, blob->len - off - oldlen);
+    blob->len = blob->len - oldlen + newlen;
+}
+
+void vg_blob_init_entity(vg_blob_t *blob, const vg_catalog_t *catalog, int type)
+{
+    const vg_etype_t *et = &catalog->types[type];
+    uint32_t len = VG_ENTITY_HDR + VG_RING_HDR * (uint32_t)et->nrings;
+    vg_blob_reserve(blob, len);
+    uint8_t *d = blob->data;
+    memset(d, 0, len);
+    wr32(d, VG_ENTITY_VERSION);
+    wr32(d + 4, (uint32_t)et->nrings);
+    wri64(d + 8, INT64_MIN);
+    wri64(d + 16, INT64_MIN);
+    wrf(d + 24, NAN);
+    wrf(d + 32, NAN);
+    blob->len = len;
+}
+
+int vg_blob_check(const uint8_t *d, size_t len, const vg_catalog_t *catalog, int type)
+{
+    const vg_etype_t *et = &catalog->types[type];
+    if (len < VG_ENTITY_HDR || rd32(d) != VG_ENTITY_VERSION || rd32(d + 4) != (uint32_t)et->nrings)
+        return -1;
+    size_t o = VG_ENTITY_HDR;
+    for (int i = 0; i < et->nrings; i++) {
+        const vg_ring_def_t *rd = &catalog->rings[et->first_ring + i];
+        if (o + VG_RING_HDR > len)
+            return -1;
+        uint32_t nb = rd32(d + o), nbytes = rd32(d + o + 4);
+        o += VG_RING_HDR;
+        if (nbytes > len - o)
+            return -1;
+        if (rd->set_field < 0) {
+            if ((uint64_t)nb * rd->reclen != nbytes)
+                return -1;
+        } else {
+            size_t r = o, end = o + nbytes;
+            for (uint32_t b = 0; b < nb; b++) {
+                if (r + 16 > end)
+                    return -1;
+                uint32_t n = rd32(d + r + 8);
+                if (n > VG_SET_MAX || r + 16 + 8 * (size_t)n > end)
+                    return -1;
+                r += 16 + 8 * (size_t)n;
+            }
+            if (r != end)
+                return -1;
+        }
+        o += nbytes;
+    }
+    return o == len ? 0 : -1;
+}
+
+int64_t vg_blob_last_ts(const vg_blob_t *blob)
+{
+    return rdi64(blob->data + 8);
+}
+
+void vg_blob_touch(vg_blob_t *blob, int64_t ts, double lat, double lon)
+{
+    uint8_t *d = blob->data;
+    if (ts > rdi64(d + 8))
+        wri64(d + 8, ts);
+    if (!isnan(lat) && !isnan(lon) && ts >= rdi64(d + 16)) {
+        wri64(d + 16, ts);
+        wrf(d + 24, lat);
+        wrf(d + 32, lon);
+    }
+}
+
+void vg_blob_last_geo(const vg_blob_t *blob, int64_t *ts, double *lat, double *lon)
+{
+    *ts = rdi64(blob->data + 16);
+    *lat = rdf(blob->data + 24);
+    *lon = rdf(blob->data + 32);
+}
+
+/* Offset of a ring's header in the blob. */
+static uint32_t ring_off(const vg_blob_t *blob, const vg_catalog_t *catalog,
+                         const vg_ring_def_t *rd)
+{
+    uint32_t o = VG_ENTITY_HDR;
+    for (int i = 0; i < rd->local; i++)
+        o += VG_RING_HDR + rd32(blob->data + o + 4);
+    return o;
+}
+
+static inline uint32_t stat_off(unsigned mask, unsigned bit)
+{
+    return 16 + 8 * (uint32_t)__builtin_popcount(mask & (bit - 1));
+}
+
+void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
+                       double amount)
+{
+    const vg_ring_def_t *rd = &catalog->rings[ring];
+    uint32_t o = ring_off(blob, catalog, rd);
+    uint32_t reclen = rd->reclen;
+    uint32_t nb = rd32(blob->data + o);
+    int64_t k = vg_bucket_of(ts, rd->bucket);
+#define IDX(i) rdi64(blob->data + o + VG_RING_HDR + (uint32_t)(i)*reclen)
+    if (nb > 0) {
+        int64_t newest = IDX(nb - 1);
+        if (k > newest)
+            newest = k;
+        int64_t oldest = newest - rd->span + 1;
+        if (k < oldest)
+            return;
+        uint32_t ev = 0;
+        while (ev < nb && IDX(ev) < oldest)
+            ev++;
+        if (ev) {
+            splice(blob, o + VG_RING_HDR, ev * reclen, 0);
+            nb -= ev;
+        }
+    }
+    uint32_t i = nb;
+    while (i > 0 && IDX(i - 1) > k)
+        i--;
+    uint8_t *rec;
+    if (i > 0 && IDX(i - 1) == k) {
+        rec = blob->data + o + VG_RING_HDR + (i - 1) * reclen;
+    } else {
+        splice(blob, o + VG_RING_HDR + i * reclen, 0, reclen);
+        rec = blob->data + o + VG_RING_HDR + i * reclen;
+        wri64(rec, k);
+        wr32(rec + 8, 0);
+        wr32(rec + 12, 0);
+        if (rd->stats & VG_STAT_SUM)
+            wrf(rec + stat_off(rd->stats, VG_STAT_SUM), 0);
+        if (rd->stats & VG_STAT_M2)
+            wrf(rec + stat_off(rd->stats, VG_STAT_M2), 0);
+        if (rd->stats & VG_STAT_MIN)
+            wrf(rec + stat_off(rd->stats, VG_STAT_MIN), INFINITY);
+        if (rd->stats & VG_STAT_MAX)
+            wrf(rec + stat_off(rd->stats, VG_STAT_MAX), -INFINITY);
+        nb++;
+    }
+#undef IDX
+    uint32_t n = rd32(rec + 8);
+    wr32(rec + 8, n + 1);
+    if (rd->stats & VG_STAT_SUM) {
+        uint8_t *p = rec + stat_off(rd->stats, VG_STAT_SUM);
+        double sum = rdf(p);
+        wrf(p, sum + amount);
+        if (rd->stats & VG_STAT_M2) { /* Welford's update */
+            uint8_t *q = rec + stat_off(rd->stats, VG_STAT_M2);
+            double mean_old = n ? sum / n : 0, mean_new = (sum + amount) / (n + 1);
+            wrf(q, rdf(q) + (amount - mean_old) * (amount - mean_new));
+        }
+    }
+    if (rd->stats & VG_STAT_MIN) {
+        uint8_t *p = rec + stat_off(rd->stats, VG_STAT_MIN);
+        if (amount < rdf(p))
+            wrf(p, amount);
+    }
+    if (rd->stats & VG_STAT_MAX) {
+        uint8_t *p = rec + stat_off(rd->stats, VG_STAT_MAX);
+        if (amount > rdf(p))
+            wrf(p, amount);
+    }
+    wr32(blob->data + o, nb);
+    wr32(blob->data + o + 4, nb * reclen);
+}
+
+void vg_ring_query_stats(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
+                         int64_t hi, vg_acc_t *acc)
+{
+    const vg_ring_def_t *rd = &catalog->rings[ring];
+    uint32_t o = ring_off(blob, catalog, rd);
+    uint32_t nb = rd32(blob->data + o);
+    const uint8_t *recs = blob->data + o + VG_RING_HDR;
+    unsigned m = rd->stats;
+    acc->count = acc->fraud = acc->sum = acc->m2 = 0;
+    acc->min = INFINITY;
+    acc->max = -INFINITY;
+    for (uint32_t i = nb; i-- > 0;) {
+        const uint8_t *rec = recs + i * rd->reclen;
+        int64_t idx = rdi64(rec);
+        if (idx > hi)
+            continue;
+        if (idx < lo)
+            break;
+        double n = rd32(rec + 8);
+        acc->fraud += rd32(rec + 12);
+        if (m & VG_STAT_M2)
+            vg_acc_merge(acc, n, rdf(rec + stat_off(m, VG_STAT_SUM)),
+                         rdf(rec + stat_off(m, VG_STAT_M2)));
+        else {
+            acc->count += n;
+            if (m & VG_STAT_SUM)
+                acc->sum += rdf(rec + stat_off(m, VG_STAT_SUM));
+        }
+        if (m & VG_STAT_MIN)
+            acc->min = fmin(acc->min, rdf(rec + stat_off(m, VG_STAT_MIN)));
+        if (m & VG_STAT_MAX)
+            acc->max = fmax(acc->max, rdf(rec + stat_off(m, VG_STAT_MAX)));
+    }
+}
+
+int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts, int delta)
+{
+    const vg_ring_def_t *rd = &catalog->rings[ring];
+    uint32_t o = ring_off(blob, catalog, rd);
+    uint32_t nb = rd32(blob->data + o);
+    int64_t k = vg_bucket_of(ts, rd->bucket);
+    uint8_t *recs = blob->data + o + VG_RING_HDR;
+    for (uint32_t i = nb; i-- > 0;) {
+        uint8_t *rec = recs + i * rd->reclen;
+        int64_t idx = rdi64(rec);
+        if (idx < k)
+            break;
+        if (idx == k) {
+            int64_t f = (int64_t)rd32(rec + 12) + delta;
+            if (f < 0 || f > (int64_t)rd32(rec + 8))
+                return 0;
+            wr32(rec + 12, (uint32_t)f);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- set rings: variable-length records ---- */
+
+static inline uint32_t set_reclen(const uint8_t *rec)
+{
+    return 16 + 8 * rd32(rec + 8);
+}
+
+void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
+                       uint64_t hash)
+{
+    const vg_ring_def_t *rd = &catalog->rings[ring];
+    uint32_t o = ring_off(blob, catalog, rd);
+    uint32_t nb = rd32(blob->data + o), nbytes = rd32(blob->data + o + 4);
+    uint32_t start = o + VG_RING_HDR, end = start + nbytes;
+    int64_t k = vg_bucket_of(ts, rd->bucket);
+
+    if (nb > 0) {
+        uint32_t r = start, last = start;
+        for (uint32_t b = 0; b < nb; b++) {
+            last = r;
+            r += set_reclen(blob->data + r);
+        }
+        int64_t newest = rdi64(blob->data + last);
+        if (k > newest)
+            newest = k;
+        int64_t oldest = newest - rd->span + 1;
+        if (k < oldest)
+            return;
+        uint32_t ev = 0;
+        r = start;
+        while (ev < nb && rdi64(blob->data + r) < oldest) {
+            r += set_reclen(blob->data + r);
+            ev++;
+        }
+        if (ev) {
+            splice(blob, start, r - start, 0);
+            nb -= ev;
+            nbytes -= r - start;
+            end = start + nbytes;
+        }
+    }
+    uint32_t r = start;
+    uint32_t b = 0;
+    while (b < nb && rdi64(blob->data + r) < k) {
+        r += set_reclen(blob->data + r);
+        b++;
+    }
+    if (b < nb && rdi64(blob->data + r) == k) {
+        uint32_t n = rd32(blob->data + r + 8);
+        for (uint32_t j = 0; j < n; j++)
+            if ((uint64_t)rdi64(blob->data + r + 16 + 8 * j) == hash)
+                return;
+        if (n >= VG_SET_MAX)
+            return;
+        splice(blob, r + 16 + 8 * n, 0, 8);
+        wri64(blob->data + r + 16 + 8 * n, (int64_t)hash);
+        wr32(blob->data + r + 8, n + 1);
+        nbytes += 8;
+    } else {
+        splice(blob, r, 0, 24);
+        uint8_t *rec = blob->data + r;
+        wri64(rec, k);
+        wr32(rec + 8, 1);
+        wr32(rec + 12, 0);
+        wri64(rec + 16, (int64_t)hash);
+        nb++;
+        nbytes += 24;
+    }
+    (void)end;
+    wr32(blob->data + o, nb);
+    wr32(blob->data + o + 4, nbytes);
+}
+
+size_t vg_ring_query_set(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
+                         int64_t hi, uint64_t *out, size_t cap)
+{
+    const vg_ring_def_t *rd = &catalog->rings[ring];
+    uint32_t o = ring_off(blob, catalog, rd);
+    uint32_t nb = rd32(blob->data + o);
+    uint32_t r = o + VG_RING_HDR;
+    size_t n = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        const uint8_t *rec = blob->data + r;
+        int64_t idx = rdi64(rec);
+        uint32_t nv = rd32(rec + 8);
+        if (idx > hi)
+            break;
+        if (idx >= lo) {
+            for (uint32_t j = 0; j < nv; j++) {
+                uint64_t h = (uint64_t)rdi64(rec + 16 + 8 * j);
+                size_t q = 0;
+                while (q < n && out[q] != h)
+                    q++;
+                if (q == n && n < cap)
+                    out[n++] = h;
+            }
+        }
+        r += 16 + 8 * nv;
+    }
+    return n;
+}
