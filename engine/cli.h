@@ -14,6 +14,7 @@ typedef struct vg_command {
 
 int vg_cmd_broker(int argc, char **argv);
 int vg_cmd_simulate(int argc, char **argv);
+int vg_cmd_review(int argc, char **argv);
 
 /* Prints "vigil CMD: message" and a hint to --help on stderr; returns 2 (usage error). */
 int vg_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

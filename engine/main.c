@@ -10,6 +10,7 @@
 static const vg_command_t commands[] = {
     {"broker", vg_cmd_broker, "start a local Kafka-protocol broker (librdkafka mock cluster)"},
     {"simulate", vg_cmd_simulate, "generate labelled transactions to files or Kafka"},
+    {"review", vg_cmd_review, "analyst service (web UI, JSON API) and its command-line client"},
 };
 
 static void usage(FILE *out)
