@@ -286,8 +286,10 @@ vg_users_t *vg_users_load(const char *path, char *errbuf, size_t errlen)
         return NULL;
     vg_users_t *users = vg_xcalloc(1, sizeof(*users));
     size_t cap = 0, lineno = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = data, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
         lineno++;
         size_t l = strlen(line);
         while (l > 0 && (line[l - 1] == '\r' || line[l - 1] == ' '))
