@@ -68,7 +68,9 @@ async function waitFor(expr, what, ms = 10000) {
     try { if (await evaluate(expr)) return; } catch (e) { /* page navigating */ }
     await sleep(50);
   }
-  throw new Error(`timed out waiting for ${what}`);
+  let seen = '';
+  try { seen = await evaluate(`location.hash + ' | ' + document.body.innerText.slice(0, 300)`); } catch (e) { /* */ }
+  throw new Error(`timed out waiting for ${what}; the page shows: ${seen}`);
 }
 
 async function key(k, code, vk, text) {

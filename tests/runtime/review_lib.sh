@@ -15,6 +15,10 @@ trap cleanup EXIT
 fail() {
   echo "FAIL: $*" >&2
   [[ -f $work/review.err ]] && { echo "--- review log (tail)" >&2; tail -20 "$work/review.err" >&2; }
+  if [[ -n $broker_pid ]] && ! kill -0 "$broker_pid" 2>/dev/null; then
+    wait "$broker_pid" 2>/dev/null && rc=0 || rc=$?
+    echo "--- the broker is gone (status $rc): $(tail -5 "$work/broker.err")" >&2
+  fi
   exit 1
 }
 
@@ -46,10 +50,12 @@ start_review() {
   base="http://127.0.0.1:$(cat "$work/port")"
 }
 
-stop_review() { # SIGNAL
+stop_review() { # SIGNAL: a TERM must end in a clean exit (and, under ASan, no leak)
+  local rc=0
   kill "-$1" "$review_pid"
-  wait "$review_pid" 2>/dev/null || true
+  wait "$review_pid" 2>/dev/null || rc=$?
   review_pid=
+  [[ $1 != TERM || $rc == 0 ]] || fail "vigil review exited with status $rc after SIGTERM"
 }
 
 # record I [extra jq assignments]: one decision record, deterministic in I. Amounts are

@@ -61,4 +61,5 @@ jq -e --arg n "$note" '.txn_id == "t07" and .label == "fraud" and .analyst == "a
   "$work/labels" >/dev/null || fail "label: $(cat "$work/labels")"
 [[ -s $shots/review-queue.png && -s $shots/review-case.png ]] || fail "no screenshots"
 echo "screenshots: $shots/review-queue.png $shots/review-case.png"
+stop_review TERM
 echo "ok"

@@ -1,6 +1,6 @@
 // vigil review: the analyst UI. Every value from the server is put in the page with
 // textContent or as an attribute value through the DOM API, never as HTML: a merchant named
-// <script> shows as text. No innerHTML anywhere in this file.
+// <script> shows as text. Nothing here parses data as HTML.
 'use strict';
 
 const state = { user: null, csrf: '', query: { status: 'open', rule: '', from: '', to: '',
@@ -59,7 +59,7 @@ async function api(method, path, body) {
 
 function setMain(...nodes) {
   const m = document.getElementById('main');
-  m.replaceChildren(...nodes);
+  m.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 function renderNav() {
@@ -262,7 +262,10 @@ function renderCase(d, banner) {
           el('button', { id: 'btn-note', onclick: () => note.focus() }, 'Note ', el('kbd', {}, 'n')),
           c.claim_until ? el('span', { class: 'muted' }, 'claimed by you until ', fmtTs(c.claim_until)) : null,
           note));
-  const rules = el('ul', { id: 'rules' }, (rec.rules || []).map((x) =>
+  const rules = !(rec.rules || []).length
+    ? el('p', { class: 'muted', id: 'rules' }, rec.review_reason
+      ? `No rule fired: sampled for review (${rec.review_reason}).` : 'No rule fired.')
+    : el('ul', { id: 'rules' }, (rec.rules || []).map((x) =>
     el('li', {}, el('span', { class: 'chip ' + (x.shadow ? 'shadow' : x.action || '') }, x.action || ''), ' ',
        x.id, x.shadow ? ' (shadow)' : '')));
   const hist = el('table', { id: 'history' },
@@ -277,7 +280,8 @@ function renderCase(d, banner) {
   const audit = el('table', { id: 'audit' }, el('tbody', {}, (c.audit || []).map((a) => el('tr', {},
     el('td', {}, fmtTs(a.ts)), el('td', {}, a.analyst || 'system'), el('td', {}, a.action),
     el('td', {}, a.detail || '')))));
-  setMain(el('a', { href: '#/' }, '← queue'), ' ', banner, head,
+  setMain(el('p', {}, el('a', { href: '#/' }, '← queue'), ' ', el('span', { class: 'muted' }, 'times in UTC')),
+    banner, head,
     el('div', { class: 'grid' },
       el('div', {},
         el('div', { class: 'panel' }, el('h2', {}, 'Why it was flagged'), rules,
