@@ -53,7 +53,10 @@ async function api(method, path, body) {
   const r = await fetch(path, opts);
   let data = null;
   try { data = await r.json(); } catch (e) { data = { error: 'bad response' }; }
-  if (r.status === 401 && path !== '/api/login') { state.user = null; location.hash = '#/login'; }
+  if (r.status === 401 && path !== '/api/login' && path !== '/api/session' && state.user) {
+    state.user = null; // the session expired (or the service restarted): sign in again, stay here
+    showLogin('Your session has ended: sign in again.');
+  }
   return { status: r.status, data };
 }
 
@@ -74,7 +77,8 @@ function renderNav() {
 async function logout() {
   await api('POST', '/api/logout');
   state.user = null;
-  location.hash = '#/login';
+  state.csrf = '';
+  showLogin();
 }
 
 // ---- login ----
@@ -99,7 +103,7 @@ function showLogin(msg) {
     }
     state.user = r.data.user;
     state.csrf = r.data.csrf;
-    location.hash = '#/';
+    route(); // the page the analyst asked for (the hash did not change)
   });
   setMain(form);
   user.focus();
@@ -355,8 +359,7 @@ async function route() {
     const r = await api('GET', '/api/session');
     if (r.status === 200) { state.user = r.data.user; state.csrf = r.data.csrf; }
   }
-  if (!state.user || h === '#/login') {
-    if (state.user && h === '#/login') { location.hash = '#/'; return; }
+  if (!state.user) {
     showLogin();
     return;
   }
