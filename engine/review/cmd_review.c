@@ -90,13 +90,15 @@ static int serve(int argc, char **argv)
     int opt, status = 2;
     vg_log_level_t level;
     struct {
-        const char *key, *value, *origin;
+        const char *key, *value;
+        char origin[32];
     } sets[16];
     size_t nsets = 0;
     const char *config_path = NULL;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int longindex = -1;
+    while ((opt = getopt_long(argc, argv, "h", opts, &longindex)) != -1) {
         const char *key = NULL;
         switch (opt) {
         case 'c':
@@ -144,10 +146,11 @@ static int serve(int argc, char **argv)
             status = vg_cli_usage_error("review", "unknown option");
             goto out;
         }
-        if (key && nsets < VG_ARRAY_LEN(sets)) {
+        if (key && nsets < VG_ARRAY_LEN(sets)) { /* origin: the flag, for error messages */
             sets[nsets].key = key;
             sets[nsets].value = opt == 'y' ? "true" : optarg;
-            sets[nsets].origin = argv[optind - 1];
+            snprintf(sets[nsets].origin, sizeof(sets[nsets].origin), "--%s",
+                     longindex >= 0 ? opts[longindex].name : "?");
             nsets++;
         }
     }

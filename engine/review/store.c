@@ -434,15 +434,26 @@ vg_err_t vg_rstore_add_history(vg_rstore_t *s, const vg_rrecord_t *recs, size_t 
 
 /* ---- listing ---- */
 
+/* A rule filter matches a rule that fired, or "sample:REASON" for a sampled case. */
 static int has_rule(const rcase_t *c, const char *rule)
 {
     for (size_t i = 0; i < c->nrules; i++)
         if (strcmp(c->rules[i], rule) == 0)
             return 1;
-    return 0;
+    return c->review_reason && strncmp(rule, "sample:", 7) == 0 &&
+           strcmp(rule + 7, c->review_reason) == 0;
 }
 
-static vg_rsort_t sort_mode;
+static void count_rule(cJSON *rules, const char *id)
+{
+    cJSON *cnt = cJSON_GetObjectItemCaseSensitive(rules, id);
+    if (cnt)
+        cJSON_SetNumberValue(cnt, cnt->valuedouble + 1);
+    else
+        cJSON_AddNumberToObject(rules, id, 1);
+}
+
+static vg_rsort_t sort_mode; /* qsort has no context argument: only used under the lock */
 
 static int cmp_cases(const void *pa, const void *pb)
 {
@@ -509,13 +520,13 @@ void vg_rstore_list(vg_rstore_t *s, const vg_rquery_t *q, int64_t now_ms, vg_buf
                 int dup = 0; /* a rule listed twice on one case counts once */
                 for (size_t r2 = 0; r2 < r && !dup; r2++)
                     dup = strcmp(c->rules[r], c->rules[r2]) == 0;
-                if (dup)
-                    continue;
-                cJSON *cnt = cJSON_GetObjectItemCaseSensitive(rules, c->rules[r]);
-                if (cnt)
-                    cJSON_SetNumberValue(cnt, cnt->valuedouble + 1);
-                else
-                    cJSON_AddNumberToObject(rules, c->rules[r], 1);
+                if (!dup)
+                    count_rule(rules, c->rules[r]);
+            }
+            if (c->review_reason) {
+                char id[128];
+                snprintf(id, sizeof(id), "sample:%s", c->review_reason);
+                count_rule(rules, id);
             }
         }
         if (st_ok && rule_ok)

@@ -61,7 +61,8 @@ typedef enum vg_rsort {
 
 typedef struct vg_rquery {
     const char *status; /* "open", "claimed", "closed" or NULL = all */
-    const char *rule;   /* a rule id that fired (shadow included), or NULL */
+    const char *rule;   /* a rule id that fired (shadow included), "sample:REASON" for cases
+                           sampled with that review_reason, or NULL */
     int64_t from_ms;    /* transaction ts >= from_ms (INT64_MIN: no bound) */
     int64_t to_ms;      /* transaction ts < to_ms (INT64_MAX: no bound) */
     size_t offset, limit;
@@ -70,7 +71,8 @@ typedef struct vg_rquery {
 
 /*
  * Appends the queue page as JSON: {"total":N,"offset":..,"limit":..,"counts":{"open":..,
- * "claimed":..,"closed":..},"rules":{id:count,...},"cases":[row,...]}. total counts every
+ * "claimed":..,"closed":..},"rules":{id:count,...},"cases":[row,...]}; sampled cases count
+ * under "sample:REASON" in rules. total counts every
  * match; counts ignore the status filter and rules ignore the rule filter, so a UI can show
  * what each filter value would give. A claim past its expiry counts as open.
  */

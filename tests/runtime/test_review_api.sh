@@ -70,11 +70,14 @@ jq -r '.cases[].txn_id' "$work/body" | cmp -s - <(sed -n 11,20p "$work/ref") || 
 expect 200 "" GET "/api/cases?limit=10&offset=25" "" "${A[@]}"
 [[ $(jq '.cases | length' "$work/body") == 5 && $(jq .total "$work/body") == 30 ]] ||
   fail "last page: $(jq -c '{total, n: (.cases|length)}' "$work/body")"
-jq -e '.rules == {"big_jump":15,"card_testing":10,"x_shadow":6}' "$work/body" >/dev/null ||
+jq -e '.rules == {"big_jump":15,"card_testing":10,"x_shadow":6,"sample:random_sample":1}' "$work/body" >/dev/null ||
   fail "rule counts: $(jq -c .rules "$work/body")"
 want=$(jq -s '[.[] | select(.rules | map(.id) | index("card_testing"))] | length' "$work/records1.jsonl")
 expect 200 "" GET "/api/cases?rule=card_testing" "" "${A[@]}"
 [[ $(jq .total "$work/body") == "$want" ]] || fail "rule filter: $(jq .total "$work/body") != $want"
+expect 200 "" GET "/api/cases?rule=sample:random_sample" "" "${A[@]}"
+[[ $(jq -r '[.total, .cases[0].txn_id, .cases[0].review_reason] | join(" ")' "$work/body") == "1 t11 random_sample" ]] ||
+  fail "sampled filter: $(jq -c '{total, cases}' "$work/body")"
 want=$(jq -s '[.[] | select(.ts | startswith("2018-04-02"))] | length' "$work/records1.jsonl")
 expect 200 "" GET "/api/cases?from=2018-04-02&to=2018-04-02" "" "${A[@]}"
 [[ $(jq .total "$work/body") == "$want" ]] || fail "date filter: $(jq .total "$work/body") != $want"
@@ -200,7 +203,7 @@ jq -e '.case.verdict == "fraud" and .case.label_state == "sent"' "$work/body" >/
 # a label then an immediate stop: sent before exit, or re-sent at the next start
 expect 200 "" POST /api/cases/t08/label '{"label":"fraud"}' "${A[@]}"
 stop_review TERM
-start_review
+start_review --history # and now the card history also comes from `decisions`
 wait_labels 4
 sleep 1
 labels_on_topic >"$work/labels"
@@ -215,5 +218,16 @@ kcat -C -b "$brokers" -t labels -e -q -f '%k\n' | sort | tr '\n' ' ' | grep -qxF
   fail "labels are not keyed by txn_id"
 expect 200 "" GET /api/cases/t08 "" "${A[@]}"
 [[ $(jq -r .case.label_state "$work/body") == sent ]] || fail "t08 not marked sent"
+# a decision (not a case) of card-2, newer than all its cases, joins t07's history only
+rec=$(record 99 '.txn_id = "d99" | .card_id = "card-2" | .ts = "2018-04-09T00:00:00Z" | .decision = "allow"')
+echo "card-2|$rec" | kcat -P -b "$brokers" -t decisions -K '|' || fail "kcat decisions"
+for _ in $(seq 100); do
+  expect 200 "" GET /api/cases/t07 "" "${A[@]}"
+  [[ $(jq -r '.history[0].txn_id' "$work/body") == d99 ]] && break
+  sleep 0.1
+done
+jq -e '.history[0] | .txn_id == "d99" and .decision == "allow" and .case_status == null' "$work/body" >/dev/null ||
+  fail "decisions are not in the card history: $(jq -c '.history[0]' "$work/body")"
+wait_total 60 "$ana"
 echo "restart ok ($SECONDS s)"
 echo "ok"
