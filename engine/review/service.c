@@ -659,9 +659,11 @@ static vg_err_t consume_batch(service_t *svc, vg_consumer_t *consumer, vg_msg_t 
     }
     if (!err && nhist)
         err = vg_rstore_add_history(svc->store, hist, nhist, errbuf, errlen);
-    /* only now that the store has synced them may the group move past these messages */
-    if (!err)
-        err = vg_consumer_commit(consumer, o.a, o.n, errbuf, errlen);
+    /* only now that the store has synced them may the group move past these messages; a
+     * failed commit (e.g. during a rebalance) only means they may be delivered again, which
+     * the store recognises, so it is not fatal */
+    if (!err && vg_consumer_commit(consumer, o.a, o.n, why, sizeof(why)))
+        vg_warn("review", "%s (the cases are stored; they may be delivered again)", why);
     free(o.a);
     free(cases);
     free(hist);
