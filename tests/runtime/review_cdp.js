@@ -144,6 +144,7 @@ async function main() {
   found.imgs = await evaluate(`document.querySelectorAll('img').length`);
   found.auditNote = await evaluate(
     `[...document.querySelectorAll('#audit td')].some((td) => td.textContent === ${JSON.stringify(note)})`);
+  found.closedShot = await shot('review-case-closed.png');
   found.dialogs = events.filter((e) => e.method === 'Page.javascriptDialogOpening').length;
   found.exceptions = events.filter((e) => e.method === 'Runtime.exceptionThrown')
     .map((e) => e.params.exceptionDetails.text);

@@ -22,7 +22,7 @@ printf 'ana-password\n' | "$VIGIL" review adduser ana --users "$work/users" 2>/d
 token=$("$VIGIL" review adduser ana --users "$work/users" --token)
 for i in $(seq 12); do
   extra=.
-  [[ $i == 7 ]] && extra='.txn.merchant_id = "<script>alert(1)</script>"'
+  [[ $i == 7 ]] && extra='.txn.merchant_id = "<script>alert(1)</script>" | .rules = [{id: "big_jump", action: "review"}, {id: "new_device_far", action: "block", shadow: true}]'
   rec=$(record "$i" "$extra")
   echo "$(jq -r .card_id <<<"$rec")|$rec"
 done >"$work/batch"
