@@ -20,6 +20,7 @@ int vg_cmd_replay(int argc, char **argv);
 int vg_cmd_train(int argc, char **argv);
 int vg_cmd_eval(int argc, char **argv);
 int vg_cmd_model(int argc, char **argv);
+int vg_cmd_review(int argc, char **argv);
 
 /* Prints "vigil CMD: message" and a hint to --help on stderr; returns 2 (usage error). */
 int vg_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -16,6 +16,7 @@ static const vg_command_t commands[] = {
     {"train", vg_cmd_train, "train a model bundle from decisions and labels"},
     {"eval", vg_cmd_eval, "evaluate a model bundle on a window of decisions"},
     {"model", vg_cmd_model, "model registry: list, show, add, promote"},
+    {"review", vg_cmd_review, "analyst service (web UI, JSON API) and its command-line client"},
 };
 
 static void usage(FILE *out)
