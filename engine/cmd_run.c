@@ -711,8 +711,9 @@ int vg_cmd_run(int argc, char **argv)
         free(done);
         int64_t committed_ms = vg_now_ms();
         r->last_commit_ns = vg_mono_ns();
-        vg_debug("run", "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state "
-                        "commit %.1f ms",
+        vg_debug("run",
+                 "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state "
+                 "commit %.1f ms",
                  (unsigned long long)r->commits, n, (double)(t1 - t0) / 1e6,
                  (double)(t2 - t1) / 1e6, (double)(r->last_commit_ns - t2) / 1e6);
         for (size_t i = 0; i < n; i++) {
@@ -748,8 +749,9 @@ int vg_cmd_run(int argc, char **argv)
             quantile(r, 0.5) * 1e3, quantile(r, 0.99) * 1e3);
     if (r->last_commit_ns > r->first_msg_ns) {
         double secs = (double)(r->last_commit_ns - r->first_msg_ns) / 1e9;
-        vg_info("run", "throughput: %llu messages in %.2f s from the first message to the last "
-                       "commit: %.0f messages/s",
+        vg_info("run",
+                "throughput: %llu messages in %.2f s from the first message to the last "
+                "commit: %.0f messages/s",
                 (unsigned long long)total, secs, (double)total / secs);
     }
     free(msgs);

@@ -166,8 +166,9 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
         watch_init(&p->model_watch, manifest);
         if (p->model_watch.mtime_ns < 0) {
             /* No bundle yet is a normal state: rules alone until one appears. */
-            vg_warn("pipeline", "no model bundle at %s yet: deciding on rules alone until one "
-                                "appears there",
+            vg_warn("pipeline",
+                    "no model bundle at %s yet: deciding on rules alone until one "
+                    "appears there",
                     p->model_dir);
         } else if (!(p->model = load_model(p, p->model_dir, errbuf, errlen))) {
             goto fail;

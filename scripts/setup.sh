@@ -14,9 +14,13 @@ PACKAGES=(
   libcjson-dev libjansson-dev                        # JSON: contracts (cJSON), manifests
   libmicrohttpd-dev zlib1g-dev                       # HTTP, gzip logs
   libjson-c-dev                                      # the decode benchmark's comparison
-  kcat                                               # a standard Kafka client for tests
+  kcat curl jq                                       # standard clients for the tests
+  chromium                                           # the review UI's browser test
   clang clang-format libclang-rt-14-dev              # fuzzing, formatting, sanitizers
 )
+# node drives the browser test over the DevTools protocol; any recent node will do, so
+# Debian's is installed only when there is none.
+command -v node >/dev/null || PACKAGES+=(nodejs)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

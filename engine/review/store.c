@@ -222,7 +222,7 @@ static int effective_status(const rcase_t *c, int64_t now_ms)
 vg_rstore_t *vg_rstore_open(const char *dir, char *errbuf, size_t errlen)
 {
     static const vg_kv_family_t families[] = {
-        {"cases", NULL, NULL}, {"cards", NULL, NULL}, {"pending", NULL, NULL}};
+        {.name = "cases"}, {.name = "cards"}, {.name = "pending"}};
     vg_kv_opts_t opts = {.block_cache_bytes = 16u << 20, .write_buffer_bytes = 8u << 20};
     vg_kv_t *kv = vg_kv_open(dir, families, VG_ARRAY_LEN(families), &opts, errbuf, errlen);
     if (!kv)
