@@ -661,13 +661,14 @@ int vg_cmd_run(int argc, char **argv)
         vg_hist_observe(&r->batch_sizes, (double)n / 1000.0);
 
         /* The offsets this batch moves to, for Kafka and for the state. */
-        vg_assignment_t *done = vg_xcalloc(n, sizeof(*done));
-        size_t ndone = 0;
         for (size_t i = 0; i < n; i++) {
             vg_tp_t *tp = tp_get(r, msgs[i].topic_idx, msgs[i].partition);
             if (msgs[i].offset + 1 > tp->next)
                 tp->next = msgs[i].offset + 1;
         }
+        /* one entry per partition held, however few messages the batch has */
+        vg_assignment_t *done = vg_xcalloc(r->ntps + 1, sizeof(*done));
+        size_t ndone = 0;
         for (size_t i = 0; i < r->ntps; i++)
             if (r->tps[i].assigned && r->tps[i].next >= r->tps[i].emit_from && r->tps[i].next > 0)
                 done[ndone++] =
