@@ -13,7 +13,7 @@
 # Kafka commit by at most the batch in flight at the kill. So here a kill can leave one batch
 # visible twice: the one open (or just committed) at the kill, decided again on restart.
 # Every output carries its batch in the vigil.batch header; the check removes batches that
-# were wholly decided again later, requires that there be at most one per kill, and then
+# were wholly decided again by a later batch, requires that there be at most one per kill, and then
 # requires exactly one decision per transaction, identical to the uninterrupted run's.
 # docs/operations.md has the details.
 #
@@ -77,7 +77,18 @@ for headers, body in lines:
     txn = json.loads(body)["txn_id"]
     batches[batch].append((txn, body))
     count[txn] += 1
-redone = [b for b, items in batches.items() if all(count[t] > 1 for t, _ in items)]
+# A batch is superseded when every one of its transactions is decided again by a later
+# batch (batch ids are INSTANCE.PID.START_MS:SEQ; later = later process start, then seq).
+def order(batch):
+    run, seq = batch.rsplit(":", 1)
+    return (int(run.rsplit(".", 1)[1]), int(seq))
+later = collections.Counter()
+redone = []
+for b in sorted(batches, key=order, reverse=True):
+    if all(later[t] > 0 for t, _ in batches[b]):
+        redone.append(b)
+    for t, _ in batches[b]:
+        later[t] += 1
 kept = [(t, body) for b, items in batches.items() if b not in redone for t, body in items]
 print(f"  {len(lines)} decisions read in {len(batches)} batches; {len(redone)} batch(es) "
       f"({sum(len(batches[b]) for b in redone)} decisions) from transactions open at a kill")
