@@ -57,6 +57,10 @@ static const vg_option_t run_options[] = {
      "share of allowed transactions also sent to review (against selection bias)", 0, 1, NULL},
     {"engine", "reload.interval", VG_OPT_DURATION, "2s",
      "how often rule and model files are checked for changes", 100, 3600000, NULL},
+    {"engine", "state.sync", VG_OPT_BOOL, "false",
+     "fsync each state commit (not needed for correctness: a state that lost its tail in a "
+     "power cut is behind Kafka, and is rebuilt from the input)",
+     0, 0, NULL},
     {"engine", "cache.bytes", VG_OPT_INT, "0", "state cache bound in bytes (0: store default)", 0,
      1e12, NULL},
     {"engine", "http", VG_OPT_STRING, "127.0.0.1:9464", "address of /metrics, /health, /ready", 0,
@@ -506,6 +510,7 @@ int vg_cmd_run(int argc, char **argv)
     popts.shadow_model_dir = vg_config_str(r->config, "engine", "shadow.model");
     popts.state_dir = vg_config_str(r->config, "engine", "state");
     popts.cache_bytes = (size_t)vg_config_int(r->config, "engine", "cache.bytes");
+    popts.state_sync = vg_config_bool(r->config, "engine", "state.sync");
     popts.reasons = (int)vg_config_int(r->config, "engine", "reasons");
     popts.review_sample_rate = vg_config_double(r->config, "engine", "review.sample.rate");
     if (!passthrough)

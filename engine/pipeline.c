@@ -70,7 +70,6 @@ void vg_pipeline_opts_default(vg_pipeline_opts_t *opts)
 {
     memset(opts, 0, sizeof(*opts));
     opts->reasons = 5;
-    opts->state_sync = 1;
 }
 
 static char *dup_or_null(const char *s)

@@ -23,7 +23,7 @@ typedef struct vg_pipeline_opts {
     const char *shadow_model_dir; /* NULL: no challenger */
     const char *state_dir;        /* required: RocksDB directory */
     size_t cache_bytes;           /* 0: the state store's default */
-    int state_sync;               /* fsync every state commit (run: yes; replay: no) */
+    int state_sync;               /* fsync every state commit (default no: see operations.md) */
     int reasons;                  /* top contributions on review/block decisions (0 = none) */
     double review_sample_rate;    /* share of allowed transactions also sent to review */
     double review_near_threshold; /* scores within this of a score rule's threshold: review

@@ -15,6 +15,7 @@ PACKAGES=(
   libmicrohttpd-dev zlib1g-dev                       # HTTP, gzip logs
   libjson-c-dev                                      # the decode benchmark's comparison
   kcat curl jq                                       # standard clients for the tests
+  prometheus                                         # promtool checks the /metrics format
   chromium                                           # the review UI's browser test
   clang clang-format libclang-rt-14-dev              # fuzzing, formatting, sanitizers
 )

@@ -38,6 +38,11 @@ grep -q "vigil_dead_letters_total 5" <<<"$metrics" || fail "metrics did not coun
 grep -q "vigil_consumed_total{topic=\"transactions\"} $((good + 5))" <<<"$metrics" ||
   fail "metrics did not count $((good + 5)) consumed transactions"
 pass "/metrics counted $((good + 5)) consumed and 5 dead letters"
+if command -v promtool >/dev/null; then
+  promtool check metrics <<<"$metrics" >"$work/promtool.out" 2>&1 ||
+    fail "promtool check metrics: $(cat "$work/promtool.out")"
+  pass "promtool check metrics accepts /metrics"
+fi
 
 consume decisions -f '%s\n' >"$work/decisions.jsonl"
 n=$(wc -l <"$work/decisions.jsonl")
