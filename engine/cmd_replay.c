@@ -18,6 +18,7 @@
 #include "rules/rules.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -166,6 +167,129 @@ static vg_err_t file_emit(void *opaque, const vg_output_t *out)
     return VG_OK;
 }
 
+/* Share of a file read so far (compressed bytes for gzip). */
+static double read_fraction(const vg_lines_t *l)
+{
+    double frac = l->size > 0 ? (double)gzoffset(l->gz) / (double)l->size : 0;
+    return frac > 1 ? 1 : frac;
+}
+
+/* ---- the reader thread: merge, copy and decode the next batch ---- */
+
+typedef struct vg_slot {
+    vg_input_t *inputs;
+    size_t *starts;
+    vg_buf_t data; /* the batch's lines, back to back: a reader's line lives one call */
+    vg_batch_t *batch;
+    size_t n; /* 0: the end of the input */
+    double read_fraction;
+} vg_slot_t;
+
+typedef struct vg_reader {
+    vg_stream_t *txns, *labels;
+    size_t batch;
+    const vg_pipeline_t *p;
+    vg_slot_t slots[2];
+    int full[2]; /* slot k holds a decoded batch the processing thread has not given back */
+    int stop;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+} vg_reader_t;
+
+static void *reader_main(void *arg)
+{
+    vg_reader_t *rd = arg;
+    for (int k = 0;; k ^= 1) {
+        pthread_mutex_lock(&rd->lock);
+        while (rd->full[k] && !rd->stop)
+            pthread_cond_wait(&rd->cond, &rd->lock);
+        int stop = rd->stop;
+        pthread_mutex_unlock(&rd->lock);
+        if (stop)
+            break;
+        vg_slot_t *slot = &rd->slots[k];
+        size_t n = 0;
+        vg_buf_reset(&slot->data);
+        vg_stream_t *s;
+        while (n < rd->batch && (s = merge_next(rd->txns, rd->labels))) {
+            slot->starts[n] = slot->data.len;
+            vg_buf_append(&slot->data, s->line, s->len);
+            slot->inputs[n] = (vg_input_t){.kind = s->kind,
+                                           .len = s->len,
+                                           .partition = -1,
+                                           .offset = (int64_t)s->lineno,
+                                           .timestamp_ms = -1,
+                                           .emit = 1};
+            n++;
+            stream_advance(s);
+        }
+        for (size_t i = 0; i < n; i++)
+            slot->inputs[i].data = slot->data.data + slot->starts[i];
+        vg_pipeline_decode(rd->p, slot->batch, slot->inputs, n);
+        slot->n = n;
+        slot->read_fraction = read_fraction(&rd->txns->lines);
+        pthread_mutex_lock(&rd->lock);
+        rd->full[k] = 1;
+        pthread_cond_broadcast(&rd->cond);
+        pthread_mutex_unlock(&rd->lock);
+        if (n == 0)
+            break;
+    }
+    return NULL;
+}
+
+static void reader_start(vg_reader_t *rd)
+{
+    for (int k = 0; k < 2; k++) {
+        rd->slots[k].inputs = vg_xcalloc(rd->batch, sizeof(vg_input_t));
+        rd->slots[k].starts = vg_xcalloc(rd->batch, sizeof(size_t));
+        vg_buf_init(&rd->slots[k].data);
+        rd->slots[k].batch = vg_batch_new();
+    }
+    pthread_mutex_init(&rd->lock, NULL);
+    pthread_cond_init(&rd->cond, NULL);
+    if (pthread_create(&rd->thread, NULL, reader_main, rd) != 0) {
+        perror("vigil replay: pthread_create");
+        abort();
+    }
+}
+
+/* Waits for slot k to be decoded and lends it to the processing thread. */
+static vg_slot_t *reader_take(vg_reader_t *rd, int k)
+{
+    pthread_mutex_lock(&rd->lock);
+    while (!rd->full[k])
+        pthread_cond_wait(&rd->cond, &rd->lock);
+    pthread_mutex_unlock(&rd->lock);
+    return &rd->slots[k];
+}
+
+static void reader_give_back(vg_reader_t *rd, int k)
+{
+    pthread_mutex_lock(&rd->lock);
+    rd->full[k] = 0;
+    pthread_cond_broadcast(&rd->cond);
+    pthread_mutex_unlock(&rd->lock);
+}
+
+static void reader_stop(vg_reader_t *rd)
+{
+    pthread_mutex_lock(&rd->lock);
+    rd->stop = 1;
+    pthread_cond_broadcast(&rd->cond);
+    pthread_mutex_unlock(&rd->lock);
+    pthread_join(rd->thread, NULL);
+    pthread_mutex_destroy(&rd->lock);
+    pthread_cond_destroy(&rd->cond);
+    for (int k = 0; k < 2; k++) {
+        free(rd->slots[k].inputs);
+        free(rd->slots[k].starts);
+        vg_buf_free(&rd->slots[k].data);
+        vg_batch_free(rd->slots[k].batch);
+    }
+}
+
 static void help(void)
 {
     printf("usage: vigil replay --transactions FILE [--labels FILE] --out FILE [OPTIONS]\n"
@@ -197,13 +321,10 @@ static void help(void)
            "  -h, --help            this help\n");
 }
 
-static void progress(const vg_lines_t *l, uint64_t n, int64_t t0, int final)
+static void progress(double frac, uint64_t n, int64_t t0, int final)
 {
     double secs = (double)(vg_mono_ns() - t0) / 1e9;
     double rate = secs > 0 ? (double)n / secs : 0;
-    double frac = l->size > 0 ? (double)gzoffset(l->gz) / (double)l->size : 0;
-    if (frac > 1)
-        frac = 1;
     double eta = frac > 0 ? secs * (1 - frac) / frac : 0;
     fprintf(stderr, "\r  %llu messages  %.0f/s  %3.0f%%  ETA %.0fs   %s", (unsigned long long)n,
             rate, frac * 100, final ? 0 : eta, final ? "\n" : "");
@@ -266,7 +387,7 @@ static int to_kafka(vg_stream_t *txns, vg_stream_t *labels, const char *brokers,
         n++;
         stream_advance(s);
         if (!quiet && isatty(2) && vg_mono_ns() - last_progress > 500000000) {
-            progress(&txns->lines, n, t0, 0);
+            progress(read_fraction(&txns->lines), n, t0, 0);
             last_progress = vg_mono_ns();
         }
     }
@@ -275,7 +396,7 @@ static int to_kafka(vg_stream_t *txns, vg_stream_t *labels, const char *brokers,
         status = 1;
     }
     if (!quiet && isatty(2))
-        progress(&txns->lines, n, t0, 1);
+        progress(1, n, t0, 1);
     vg_info("replay", "produced %llu messages to %s in %.1f s", (unsigned long long)n, brokers,
             (double)(vg_mono_ns() - t0) / 1e9);
     vg_arena_free(&arena);
@@ -457,39 +578,22 @@ int vg_cmd_replay(int argc, char **argv)
     }
     vg_signals_install();
 
-    /* Lines of a batch are copied into one buffer, since a reader's line only lives until
-     * its next call; inputs point into it once the batch is complete. */
-    vg_input_t *inputs = vg_xcalloc((size_t)batch, sizeof(*inputs));
-    size_t *starts = vg_xcalloc((size_t)batch, sizeof(size_t));
-    vg_buf_t data;
-    vg_buf_init(&data);
+    /* A reader thread merges, copies and decodes batch n+1 while this thread processes
+     * batch n: two slots, handed back and forth. */
+    vg_reader_t rd = {.txns = &txns, .labels = &labels, .batch = (size_t)batch, .p = p};
+    reader_start(&rd);
     vg_sink_t sink = {&o, file_emit};
     uint64_t nmsgs = 0, since_commit = 0;
     int64_t t0 = vg_mono_ns(), last_progress = 0;
     int show = !quiet && isatty(2);
     status = 0;
-    for (;;) {
-        size_t n = 0;
-        vg_buf_reset(&data);
-        vg_stream_t *s;
-        while (n < (size_t)batch && (s = merge_next(&txns, &labels))) {
-            starts[n] = data.len;
-            vg_buf_append(&data, s->line, s->len);
-            inputs[n] = (vg_input_t){.kind = s->kind,
-                                     .len = s->len,
-                                     .partition = -1,
-                                     .offset = (int64_t)s->lineno,
-                                     .timestamp_ms = -1,
-                                     .emit = 1};
-            n++;
-            stream_advance(s);
-        }
+    for (int k = 0;; k ^= 1) {
+        vg_slot_t *slot = reader_take(&rd, k);
+        size_t n = slot->n;
         if (n == 0)
             break;
-        for (size_t i = 0; i < n; i++)
-            inputs[i].data = data.data + starts[i];
         since_commit += n;
-        if (vg_pipeline_process(p, inputs, n, &sink, errbuf, sizeof(errbuf)) ||
+        if (vg_pipeline_process_decoded(p, slot->batch, &sink, errbuf, sizeof(errbuf)) ||
             ((since_commit >= commit_every || n < (size_t)batch) &&
              vg_pipeline_commit(p, NULL, 0, errbuf, sizeof(errbuf)))) {
             vg_error("replay", "%s", errbuf);
@@ -500,17 +604,19 @@ int vg_cmd_replay(int argc, char **argv)
         if (since_commit >= commit_every)
             since_commit = 0;
         if (show && vg_mono_ns() - last_progress > 250000000) {
-            progress(&txns.lines, nmsgs, t0, 0);
+            progress(slot->read_fraction, nmsgs, t0, 0);
             last_progress = vg_mono_ns();
         }
+        reader_give_back(&rd, k);
         if (vg_stop_requested()) {
             vg_warn("replay", "interrupted: output is incomplete");
             status = 1;
             break;
         }
     }
+    reader_stop(&rd);
     if (show)
-        progress(&txns.lines, nmsgs, t0, 1);
+        progress(1, nmsgs, t0, 1);
     if (fflush(o.decisions) != 0 || ferror(o.decisions)) {
         vg_error("replay", "writing %s failed", out_path);
         status = 1;
@@ -528,9 +634,6 @@ int vg_cmd_replay(int argc, char **argv)
             (unsigned long long)st->decisions[VG_ACTION_REVIEW],
             (unsigned long long)st->decisions[VG_ACTION_BLOCK], secs,
             secs > 0 ? (double)st->transactions / secs : 0);
-    free(inputs);
-    free(starts);
-    vg_buf_free(&data);
 cleanup:
     if (o.decisions && o.decisions != stdout)
         fclose(o.decisions);

@@ -35,6 +35,14 @@ typedef struct vg_item {
     size_t row;       /* index of the feature row (transactions that emit) */
 } vg_item_t;
 
+/* A decoded micro-batch: its items and the arena their strings live in. */
+struct vg_batch {
+    vg_arena_t arena;
+    vg_item_t *items;
+    size_t n, cap;
+    const vg_input_t *in;
+};
+
 typedef struct vg_watch {
     char *path;
     int64_t mtime_ns;
@@ -53,11 +61,9 @@ struct vg_pipeline {
     vg_model_t *model, *shadow;
     vg_watch_t rules_watch, model_watch, shadow_watch;
 
-    vg_arena_t arena;
-    vg_item_t *items;
-    size_t cap_items;
-    double *feats; /* rows x nfeat, doubles for rules and the decision record */
-    float *xrows;  /* the same rows as floats for the model */
+    vg_batch_t *batch; /* used by vg_pipeline_process() */
+    double *feats;     /* rows x nfeat, doubles for rules and the decision record */
+    float *xrows;      /* the same rows as floats for the model */
     float *scores, *shadow_scores;
     vg_rules_result_t *results;
     size_t cap_rows;
@@ -142,7 +148,7 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     p->shadow_dir = dup_or_null(opts->shadow_model_dir);
     p->state_dir = dup_or_null(opts->state_dir);
     vg_schema_init(&p->schema);
-    vg_arena_init(&p->arena, 1 << 20);
+    p->batch = vg_batch_new();
     vg_buf_init(&p->out);
 
     if (!p->catalog_path || !p->state_dir) {
@@ -210,9 +216,8 @@ void vg_pipeline_free(vg_pipeline_t *p)
     free(p->feat_names);
     vg_catalog_free(p->catalog);
     vg_schema_free(&p->schema);
-    vg_arena_free(&p->arena);
+    vg_batch_free(p->batch);
     vg_buf_free(&p->out);
-    free(p->items);
     free(p->feats);
     free(p->xrows);
     free(p->scores);
@@ -233,10 +238,6 @@ void vg_pipeline_free(vg_pipeline_t *p)
 
 static void reserve(vg_pipeline_t *p, size_t n)
 {
-    if (n > p->cap_items) {
-        p->items = vg_xrealloc(p->items, n * sizeof(*p->items));
-        p->cap_items = n;
-    }
     if (n > p->cap_rows) {
         size_t width = p->nfeat ? p->nfeat : 1;
         p->feats = vg_xrealloc(p->feats, n * width * sizeof(double));
@@ -365,30 +366,69 @@ static void encode_decision(vg_pipeline_t *p, const vg_item_t *it, const vg_rule
     vg_buf_putc(b, '}');
 }
 
-vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
-                             const vg_sink_t *sink, char *errbuf, size_t errlen)
+vg_batch_t *vg_batch_new(void)
 {
-    vg_err_t err = VG_OK;
-    vg_arena_reset(&p->arena);
-    reserve(p, n);
+    vg_batch_t *b = vg_xcalloc(1, sizeof(*b));
+    vg_arena_init(&b->arena, 1 << 20);
+    return b;
+}
 
-    /* 1-2: decode, then state in input order. */
-    size_t nrows = 0;
+void vg_batch_free(vg_batch_t *b)
+{
+    if (!b)
+        return;
+    vg_arena_free(&b->arena);
+    free(b->items);
+    free(b);
+}
+
+void vg_pipeline_decode(const vg_pipeline_t *p, vg_batch_t *b, const vg_input_t *in, size_t n)
+{
+    vg_arena_reset(&b->arena);
+    if (n > b->cap) {
+        b->items = vg_xrealloc(b->items, n * sizeof(*b->items));
+        b->cap = n;
+    }
+    b->n = n;
+    b->in = in;
     for (size_t i = 0; i < n; i++) {
-        vg_item_t *it = &p->items[i];
+        vg_item_t *it = &b->items[i];
         char reason[VG_ERRLEN];
         it->in = &in[i];
         it->reason = NULL;
         if (in[i].kind == VG_IN_TXN)
-            it->ok = vg_txn_decode(&p->schema, in[i].data, in[i].len, &p->arena, &it->txn, reason,
+            it->ok = vg_txn_decode(&p->schema, in[i].data, in[i].len, &b->arena, &it->txn, reason,
                                    sizeof(reason)) == VG_OK;
         else
-            it->ok = vg_label_decode(in[i].data, in[i].len, &p->arena, &it->label, reason,
+            it->ok = vg_label_decode(in[i].data, in[i].len, &b->arena, &it->label, reason,
                                      sizeof(reason)) == VG_OK;
-        if (!it->ok) {
-            it->reason = vg_arena_strndup(&p->arena, reason, strlen(reason));
+        if (!it->ok)
+            it->reason = vg_arena_strndup(&b->arena, reason, strlen(reason));
+    }
+}
+
+vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
+                             const vg_sink_t *sink, char *errbuf, size_t errlen)
+{
+    vg_pipeline_decode(p, p->batch, in, n);
+    return vg_pipeline_process_decoded(p, p->batch, sink, errbuf, errlen);
+}
+
+vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *sink,
+                                     char *errbuf, size_t errlen)
+{
+    vg_err_t err = VG_OK;
+    const vg_input_t *in = batch->in;
+    size_t n = batch->n;
+    vg_item_t *items = batch->items;
+    reserve(p, n);
+
+    /* 1-2: state in input order. */
+    size_t nrows = 0;
+    for (size_t i = 0; i < n; i++) {
+        vg_item_t *it = &items[i];
+        if (!it->ok)
             continue;
-        }
         if (in[i].kind == VG_IN_LABEL) {
             p->stats.labels++;
             vg_err_t lerr = vg_state_label(p->state, &it->label);
@@ -416,7 +456,7 @@ vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
 
     /* 3: rules before the model, one model call, rules after it. */
     for (size_t i = 0; i < n; i++) {
-        vg_item_t *it = &p->items[i];
+        vg_item_t *it = &items[i];
         if (!it->ok || in[i].kind != VG_IN_TXN || !in[i].emit)
             continue;
         vg_rules_result_t *res = &p->results[it->row];
@@ -438,7 +478,7 @@ vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
 
     /* 4: decide and emit, in input order. */
     for (size_t i = 0; i < n && !err; i++) {
-        vg_item_t *it = &p->items[i];
+        vg_item_t *it = &items[i];
         vg_output_t out = {0};
         out.input = &in[i];
         if (!it->ok) {

@@ -84,9 +84,26 @@ typedef struct vg_pipeline vg_pipeline_t;
 vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, size_t errlen);
 void vg_pipeline_free(vg_pipeline_t *pipeline);
 
-/* Processes one micro-batch. Errors are sink or state failures, never bad input. */
+/* Processes one micro-batch. Errors are sink or state failures, never bad input. The
+ * inputs are borrowed for the call. Equivalent to vg_pipeline_decode() into an internal
+ * batch followed by vg_pipeline_process_decoded(). */
 vg_err_t vg_pipeline_process(vg_pipeline_t *pipeline, const vg_input_t *in, size_t n,
                              const vg_sink_t *sink, char *errbuf, size_t errlen);
+
+/*
+ * The two halves of vg_pipeline_process(), so that a caller with a spare core can decode
+ * the next batch while this one is processed. vg_pipeline_decode() reads only the
+ * pipeline's schema (fixed for its life), so it may run on another thread than the one
+ * processing, on a batch of its own. The inputs (and their bytes) must stay valid until
+ * the batch has been processed.
+ */
+typedef struct vg_batch vg_batch_t;
+vg_batch_t *vg_batch_new(void);
+void vg_batch_free(vg_batch_t *batch);
+void vg_pipeline_decode(const vg_pipeline_t *pipeline, vg_batch_t *batch, const vg_input_t *in,
+                        size_t n);
+vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *pipeline, vg_batch_t *batch,
+                                     const vg_sink_t *sink, char *errbuf, size_t errlen);
 
 /* Commits state changed since the last commit, with the caller's offsets blob, atomically. */
 vg_err_t vg_pipeline_commit(vg_pipeline_t *pipeline, const void *offsets, size_t len, char *errbuf,
