@@ -84,8 +84,10 @@ struct vg_backtest {
     size_t labels_cap, labels_n;
     uint64_t labelled_fraud;
 
+    vg_arena_t label_arena; /* scratch for decoding one label */
+
     /* batch */
-    vg_arena_t arena;
+    vg_arena_t arena; /* the batch's transactions; reset after each flush */
     bt_row_t *rows;
     double *feats;
     float *xrows;
@@ -151,8 +153,8 @@ vg_err_t vg_backtest_add_label(vg_backtest_t *bt, const char *line, size_t len, 
 {
     vg_label_t label;
     char reason[VG_ERRLEN];
-    vg_arena_reset(&bt->arena);
-    if (vg_label_decode(line, len, &bt->arena, &label, reason, sizeof(reason)) != VG_OK)
+    vg_arena_reset(&bt->label_arena);
+    if (vg_label_decode(line, len, &bt->label_arena, &label, reason, sizeof(reason)) != VG_OK)
         return vg_errf(errbuf, errlen, VG_ERR_INPUT, "%s", reason);
     if ((bt->labels_n + 1) * 2 > bt->labels_cap)
         labels_grow(bt);
@@ -229,6 +231,7 @@ vg_backtest_t *vg_backtest_new(const vg_backtest_opts_t *opts, char *errbuf, siz
         bt->opts.examples_per_change = 5;
     vg_schema_init(&bt->schema);
     vg_arena_init(&bt->arena, 1 << 16);
+    vg_arena_init(&bt->label_arena, 4096);
     vg_buf_init(&bt->line);
     bt->first_ts = INT64_MAX;
     bt->last_ts = INT64_MIN;
@@ -323,6 +326,7 @@ void vg_backtest_free(vg_backtest_t *bt)
     vg_catalog_free(bt->catalog);
     vg_schema_free(&bt->schema);
     vg_arena_free(&bt->arena);
+    vg_arena_free(&bt->label_arena);
     vg_buf_free(&bt->line);
     free(bt);
 }

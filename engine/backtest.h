@@ -50,8 +50,8 @@ void vg_backtest_free(vg_backtest_t *bt);
 /* Non-zero when side s has rules or a model. */
 int vg_backtest_has_side(const vg_backtest_t *bt, int side);
 
-/* One label line (the labels contract). Bad lines are VG_ERR_INPUT with the reason. Labels
- * must all be added before the first decision. */
+/* One label line (the labels contract). Bad lines are VG_ERR_INPUT with the reason. A label
+ * added after decisions applies only to decisions added after it (add labels first). */
 vg_err_t vg_backtest_add_label(vg_backtest_t *bt, const char *line, size_t len, char *errbuf,
                                size_t errlen);
 /* Reads a labels file (JSON lines, plain or gzip); errors name the file and line. */
