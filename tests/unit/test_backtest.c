@@ -360,6 +360,40 @@ static void test_errors(void)
     vg_backtest_free(NULL);
 }
 
+/* Every cut of a record, and every byte of it flipped to a quote or bracket, is rejected or
+ * judged, never read out of bounds (the sanitizer build checks the reads). */
+static void test_cut_records(void)
+{
+    vg_backtest_opts_t opts;
+    vg_backtest_opts_default(&opts);
+    opts.catalog_path = catalog;
+    opts.rules_path[VG_BT_CANDIDATE] = cand_rules;
+    char errbuf[VG_ERRLEN];
+    vg_backtest_t *bt = vg_backtest_new(&opts, errbuf, sizeof(errbuf));
+    const char *line = decisions[1];
+    size_t len = strlen(line), rejected = 0, judged = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        char *copy = malloc(cut ? cut : 1); /* exactly cut bytes: no terminator to lean on */
+        memcpy(copy, line, cut);
+        vg_err_t err = vg_backtest_add_decision(bt, copy, cut, errbuf, sizeof(errbuf));
+        rejected += err == VG_ERR_INPUT;
+        free(copy);
+    }
+    VG_CHECK_INT(rejected, len); /* no proper prefix of a record is a record */
+    static const char flips[] = "\"{}[],:\\";
+    for (size_t i = 0; i < len; i++)
+        for (const char *c = flips; *c; c++) {
+            char *copy = malloc(len);
+            memcpy(copy, line, len);
+            copy[i] = *c;
+            judged += vg_backtest_add_decision(bt, copy, len, errbuf, sizeof(errbuf)) == VG_OK;
+            free(copy);
+        }
+    VG_CHECK_INT(vg_backtest_finish(bt, errbuf, sizeof(errbuf)), VG_OK);
+    VG_CHECK_INT(vg_backtest_judged(bt), judged);
+    vg_backtest_free(bt);
+}
+
 int main(void)
 {
     dir = vg_test_tmpdir();
@@ -372,6 +406,7 @@ int main(void)
     VG_RUN(test_figures);
     VG_RUN(test_window_and_one_side);
     VG_RUN(test_errors);
+    VG_RUN(test_cut_records);
     char cmd[4200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
