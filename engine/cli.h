@@ -17,6 +17,7 @@ int vg_cmd_simulate(int argc, char **argv);
 int vg_cmd_rules(int argc, char **argv);
 int vg_cmd_run(int argc, char **argv);
 int vg_cmd_replay(int argc, char **argv);
+int vg_cmd_backtest(int argc, char **argv);
 int vg_cmd_train(int argc, char **argv);
 int vg_cmd_eval(int argc, char **argv);
 int vg_cmd_model(int argc, char **argv);

@@ -12,6 +12,7 @@ static const vg_command_t commands[] = {
     {"simulate", vg_cmd_simulate, "generate labelled transactions to files or Kafka"},
     {"run", vg_cmd_run, "the streaming engine: transactions in, decisions out, exactly once"},
     {"replay", vg_cmd_replay, "the same pipeline over historical logs, deterministic"},
+    {"backtest", vg_cmd_backtest, "judge rules and models against labels over a replay"},
     {"rules", vg_cmd_rules, "check a rule file: vigil rules check FILE --catalog FILE"},
     {"train", vg_cmd_train, "train a model bundle from decisions and labels"},
     {"eval", vg_cmd_eval, "evaluate a model bundle on a window of decisions"},

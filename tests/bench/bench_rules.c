@@ -37,6 +37,11 @@ static const char *const features[] = {
     "hour",
     "night",
     "weekend",
+    "card_amount_mean_10m",
+    "card_ecom_count_24h",
+    "card_count_30d",
+    "device_distinct_cards_24h",
+    "ip_distinct_cards_24h",
 };
 enum {
     C10M,
@@ -62,6 +67,11 @@ enum {
     HOUR,
     NIGHT,
     WEEKEND,
+    MEAN10M,
+    ECOM24,
+    C30D,
+    DEVCARDS,
+    IPCARDS,
     NFEAT
 };
 
@@ -101,11 +111,16 @@ static void make(double *f)
     f[HOUR] = floor(uniform() * 24);
     f[NIGHT] = f[HOUR] < 6;
     f[WEEKEND] = uniform() < 2.0 / 7;
+    f[MEAN10M] = f[C10M] ? exp(3 * uniform()) : NAN;
+    f[ECOM24] = floor(f[C24H] * uniform() * 0.4);
+    f[C30D] = new_card ? 0 : floor(uniform() * 120);
+    f[DEVCARDS] = uniform() < 0.7 ? NAN : 1 + floor(pow(uniform(), 8) * 3);
+    f[IPCARDS] = uniform() < 0.7 ? NAN : 1 + floor(pow(uniform(), 8) * 3);
 }
 
 /* rules/default.rules by hand; NaN comparisons are false in C, which for rules made only of
  * and-ed comparisons is exactly the language's "unknown never fires". */
-static vg_action_t by_hand(const double *f, double score, int *nfired)
+static vg_action_t by_hand(const double *f, int ecom, double score, int *nfired)
 {
     int block = 0, review = 0, n = 0;
 #define RULE(action, cond)                                                                         \
@@ -114,26 +129,27 @@ static vg_action_t by_hand(const double *f, double score, int *nfired)
         action = 1;                                                                                \
     }
     double amount = f[AMOUNT];
-    RULE(block, f[C10M] >= 5 && amount < 5);
-    RULE(review, f[MERCH24] >= 8 && amount < 10);
-    RULE(review, f[C1H] >= 10);
-    RULE(review, f[C24H] >= 40);
-    RULE(review, f[SUM1H] > 2000 && f[SUM1H] > 10 * f[MEAN30]);
-    RULE(review, f[SINCE] < 10 && amount > 100);
-    RULE(review, f[TERM24] >= 6);
-    RULE(review, f[Z30] > 4 && amount > 100);
-    RULE(review, amount > 5 * f[MEAN30] && amount > 200);
-    RULE(block, amount > 3 * f[MAX30] && amount > 1000);
-    RULE(block, f[GEO] > 1000);
-    RULE(review, f[GEO] > 300 && amount > 50);
-    RULE(block, f[LFRAUD] > 0);
-    RULE(review, f[TSHARE] > 0.2);
-    RULE(block, f[TSHARE] > 0.5 && amount > 20);
-    RULE(review, f[MSHARE] > 0.3);
-    RULE(review, f[FIRST] == 1 && amount > 150 && amount > 3 * f[MEAN30]);
-    RULE(review, f[DEV1H] >= 5);
-    RULE(review, f[IP1H] >= 20);
     int shadow = 0;
+    RULE(block, f[C10M] >= 3 && f[MEAN10M] < 3 && amount < 3);
+    RULE(block, f[C1H] >= 3 && f[SUM1H] < 3 * f[C1H] && amount > 200);
+    RULE(review, f[MERCH24] >= 5 && amount < 3 && f[ECOM24] >= 5);
+    RULE(review, f[C1H] >= 5);
+    RULE(review, f[ECOM24] >= 6);
+    RULE(review, f[SUM1H] > 1000 && f[SUM1H] > 5 * f[MEAN30]);
+    RULE(review, f[SINCE] < 60 && amount > 200);
+    RULE(review, f[TERM24] >= 8 && f[ECOM24] >= 8);
+    RULE(review, f[Z30] > 4 && amount > 100 && f[C30D] >= 10);
+    RULE(review, amount > 3 * f[MEAN30] && amount > 200);
+    RULE(block, amount > 1.5 * f[MAX30] && amount > 300);
+    RULE(block, f[GEO] > 10000);
+    RULE(review, f[GEO] > 2000 && ecom);
+    RULE(block, f[LFRAUD] > 0 && amount > 3 * f[MEAN30] && amount > 100);
+    RULE(review, f[TSHARE] > 0.5);
+    RULE(shadow, f[TSHARE] > 0.9);
+    RULE(shadow, f[MSHARE] > 0.2);
+    RULE(review, f[FIRST] == 1 && amount > 150 && amount > 3 * f[MEAN30]);
+    RULE(review, f[DEV1H] >= 3 || f[DEVCARDS] >= 2);
+    RULE(review, f[IP1H] >= 5 || f[IPCARDS] >= 2);
     RULE(shadow, f[NIGHT] == 1 && amount > 500);
     RULE(review, score > 0.6);
 #undef RULE
@@ -158,6 +174,7 @@ int main(int argc, char **argv)
     double *fv = malloc(ntxn * NFEAT * sizeof(double));
     double *scores = malloc(ntxn * sizeof(double));
     vg_txn_t *txns = calloc(ntxn, sizeof(vg_txn_t));
+    int *ecoms = calloc(ntxn, sizeof(int));
     for (size_t i = 0; i < ntxn; i++) {
         make(fv + i * NFEAT);
         scores[i] = pow(uniform(), 6);
@@ -165,6 +182,9 @@ int main(int argc, char **argv)
         txns[i].lat = txns[i].lon = NAN;
         txns[i].str[VG_F_CARD_ID] = "card-123456";
         txns[i].len[VG_F_CARD_ID] = 11;
+        ecoms[i] = uniform() < 0.2;
+        txns[i].str[VG_F_CHANNEL] = ecoms[i] ? "ecom" : "pos";
+        txns[i].len[VG_F_CHANNEL] = ecoms[i] ? 4 : 3;
     }
 
     /* Agreement first: the compiled rules must decide exactly as the C version does. */
@@ -174,7 +194,7 @@ int main(int argc, char **argv)
         vg_rules_eval(rules, VG_RULES_PRE, &txns[i], fv + i * NFEAT, scores[i], &res);
         vg_rules_eval(rules, VG_RULES_POST, &txns[i], fv + i * NFEAT, scores[i], &res);
         int nfired;
-        vg_action_t a = by_hand(fv + i * NFEAT, scores[i], &nfired);
+        vg_action_t a = by_hand(fv + i * NFEAT, ecoms[i], scores[i], &nfired);
         disagree += a != res.action || (size_t)nfired != res.nfired;
         flagged += res.action != VG_ACTION_ALLOW;
         for (size_t k = 0; k < res.nfired; k++)
@@ -190,7 +210,7 @@ int main(int argc, char **argv)
                 const double *f = fv + i * NFEAT;
                 if (which == 2) {
                     int nfired;
-                    sink += by_hand(f, scores[i], &nfired) + (size_t)nfired;
+                    sink += by_hand(f, ecoms[i], scores[i], &nfired) + (size_t)nfired;
                     continue;
                 }
                 const vg_rules_t *rs = which == 0 ? rules : empty;
@@ -219,5 +239,6 @@ int main(int argc, char **argv)
     free(fv);
     free(scores);
     free(txns);
+    free(ecoms);
     return disagree ? 1 : 0;
 }
