@@ -543,6 +543,10 @@ int vg_cmd_run(int argc, char **argv)
         vg_error("run", "%s", errbuf);
         goto out;
     }
+    const char *outputs[] = {vg_config_str(r->config, "topics", "decisions"),
+                             vg_config_str(r->config, "topics", "review"),
+                             vg_config_str(r->config, "topics", "dlq")};
+    vg_producer_warm(r->producer, outputs, VG_ARRAY_LEN(outputs));
     r->consumer = vg_consumer_new(brokers, group, r->topics, 2, props, nprops, on_rebalance, r,
                                   errbuf, sizeof(errbuf));
     if (!r->consumer) {

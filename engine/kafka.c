@@ -164,6 +164,22 @@ vg_err_t vg_producer_flush(vg_producer_t *p, int timeout_ms, char *errbuf, size_
     return VG_OK;
 }
 
+void vg_producer_warm(vg_producer_t *p, const char *const *topics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topics[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err =
+            rkt ? rd_kafka_metadata(p->rk, 0, rkt, &md, 10000) : rd_kafka_last_error();
+        if (err)
+            vg_warn("kafka", "metadata for topic %s: %s", topics[i], rd_kafka_err2str(err));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+    }
+}
+
 void vg_producer_counts(const vg_producer_t *p, uint64_t *delivered, uint64_t *failed)
 {
     *delivered = p->delivered;
