@@ -225,7 +225,7 @@ int vg_cmd_backtest(int argc, char **argv)
     int quiet = 0, opt;
     vg_backtest_opts_t bopts;
     vg_backtest_opts_default(&bopts);
-    bopts.catalog_path = "features/default.conf";
+    bopts.catalog_path = vg_shipped_path("features/default.conf");
     char *end;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

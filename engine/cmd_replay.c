@@ -435,7 +435,7 @@ int vg_cmd_replay(int argc, char **argv)
     int quiet = 0, opt;
     vg_pipeline_opts_t popts;
     vg_pipeline_opts_default(&popts);
-    popts.catalog_path = "features/default.conf";
+    popts.catalog_path = vg_shipped_path("features/default.conf");
     popts.state_sync = 0; /* a replay that dies is simply run again */
     char *end;
     optind = 1;

@@ -504,6 +504,8 @@ int vg_cmd_run(int argc, char **argv)
     vg_pipeline_opts_t popts;
     vg_pipeline_opts_default(&popts);
     popts.catalog_path = vg_config_str(r->config, "engine", "catalog");
+    if (strcmp(popts.catalog_path, "features/default.conf") == 0) /* the default */
+        popts.catalog_path = vg_shipped_path(popts.catalog_path);
     popts.rules_path = vg_config_str(r->config, "engine", "rules");
     popts.lists_dir = vg_config_str(r->config, "engine", "lists");
     popts.model_dir = vg_config_str(r->config, "engine", "model");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *vg_err_str(vg_err_t err)
 {
@@ -255,6 +256,15 @@ uint64_t vg_hash64(const void *data, size_t len, uint64_t seed)
 void vg_version_of(const void *data, size_t len, char out[17])
 {
     snprintf(out, 17, "%016llx", (unsigned long long)vg_hash64(data, len, VG_HASH_SEED));
+}
+
+const char *vg_shipped_path(const char *rel)
+{
+    static char buf[4096];
+    if (access(rel, R_OK) == 0)
+        return rel;
+    snprintf(buf, sizeof(buf), "%s/%s", VG_SOURCE_DIR, rel);
+    return access(buf, R_OK) == 0 ? buf : rel;
 }
 
 vg_err_t vg_read_file(const char *path, char **data, size_t *len, char *errbuf, size_t errlen)

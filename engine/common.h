@@ -95,6 +95,13 @@ uint64_t vg_hash64(const void *data, size_t len, uint64_t seed);
 /* The content version of a file's bytes: 16 lowercase hex digits of vg_hash64. */
 void vg_version_of(const void *data, size_t len, char out[17]);
 
+/*
+ * A shipped file named relative to the source tree ("features/default.conf"): the path as
+ * given if it exists from the current directory, else under the source tree vigil was built
+ * from, so defaults work from any directory. Returns a static string or rel itself.
+ */
+const char *vg_shipped_path(const char *rel);
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer; caller frees. */
 vg_err_t vg_read_file(const char *path, char **data, size_t *len, char *errbuf, size_t errlen);
 
