@@ -315,6 +315,7 @@ static void help(void)
            "                        cache holds what is uncommitted, so this bounds memory)\n"
            "  --reasons K           reason codes on flagged decisions (default 5)\n"
            "  --review-sample-rate R  as [engine] review.sample.rate (default 0)\n"
+           "  --review-band LO..HI  as [engine] review.band.low/high (default off)\n"
            "  --to-kafka ADDR       produce to the topics at ADDR instead of deciding\n"
            "  --speedup X           with --to-kafka: pace at X times the log's own clock\n"
            "  --quiet               no progress line\n"
@@ -420,6 +421,7 @@ int vg_cmd_replay(int argc, char **argv)
         {"batch-size", required_argument, NULL, 'b'},
         {"reasons", required_argument, NULL, 'k'},
         {"review-sample-rate", required_argument, NULL, 'R'},
+        {"review-band", required_argument, NULL, 'B'},
         {"to-kafka", required_argument, NULL, 'K'},
         {"speedup", required_argument, NULL, 'x'},
         {"quiet", no_argument, NULL, 'q'},
@@ -486,6 +488,15 @@ int vg_cmd_replay(int argc, char **argv)
             popts.review_sample_rate = strtod(optarg, &end);
             if (*end || !(popts.review_sample_rate >= 0 && popts.review_sample_rate <= 1))
                 return vg_cli_usage_error("replay", "--review-sample-rate must be 0..1, got '%s'",
+                                          optarg);
+            break;
+        case 'B':
+            if (sscanf(optarg, "%lf..%lf", &popts.review_band_low, &popts.review_band_high) != 2 ||
+                !(popts.review_band_low >= 0 && popts.review_band_low <= popts.review_band_high &&
+                  popts.review_band_high <= 1))
+                return vg_cli_usage_error("replay",
+                                          "--review-band takes LOW..HIGH in [0, 1], got "
+                                          "'%s'",
                                           optarg);
             break;
         case 'K':

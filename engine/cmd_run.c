@@ -55,6 +55,10 @@ static const vg_option_t run_options[] = {
      16, NULL},
     {"engine", "review.sample.rate", VG_OPT_DOUBLE, "0",
      "share of allowed transactions also sent to review (against selection bias)", 0, 1, NULL},
+    {"engine", "review.band.low", VG_OPT_DOUBLE, "0",
+     "allowed transactions scored in [low, high) also go to review, as near_threshold", 0, 1, NULL},
+    {"engine", "review.band.high", VG_OPT_DOUBLE, "0", "see review.band.low (equal: off)", 0, 1,
+     NULL},
     {"engine", "reload.interval", VG_OPT_DURATION, "2s",
      "how often rule and model files are checked for changes", 100, 3600000, NULL},
     {"engine", "state.sync", VG_OPT_BOOL, "false",
@@ -515,6 +519,8 @@ int vg_cmd_run(int argc, char **argv)
     popts.state_sync = vg_config_bool(r->config, "engine", "state.sync");
     popts.reasons = (int)vg_config_int(r->config, "engine", "reasons");
     popts.review_sample_rate = vg_config_double(r->config, "engine", "review.sample.rate");
+    popts.review_band_low = vg_config_double(r->config, "engine", "review.band.low");
+    popts.review_band_high = vg_config_double(r->config, "engine", "review.band.high");
     if (!passthrough)
         r->pipeline = vg_pipeline_new(&popts, errbuf, sizeof(errbuf));
     if (!r->pipeline && !passthrough) {

@@ -502,10 +502,16 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
             p->stats.rule_hits[res->fired[k]]++;
         p->stats.decisions[res->action]++;
 
+        /* Beyond flagged cases: labels must not come only from what rules and model already
+         * suspect (selection bias), so some allowed transactions go to review as well. */
         const char *sampled = NULL;
-        if (res->action == VG_ACTION_ALLOW && p->opts.review_sample_rate > 0 &&
-            sample_draw(&it->txn) < p->opts.review_sample_rate)
-            sampled = "random_sample";
+        if (res->action == VG_ACTION_ALLOW) {
+            if (p->model && score >= p->opts.review_band_low && score < p->opts.review_band_high)
+                sampled = "near_threshold";
+            else if (p->opts.review_sample_rate > 0 &&
+                     sample_draw(&it->txn) < p->opts.review_sample_rate)
+                sampled = "random_sample";
+        }
         encode_decision(p, it, res, p->model != NULL, score, sampled);
         out.kind = VG_OUT_DECISION;
         out.key = it->txn.str[VG_F_CARD_ID];

@@ -26,8 +26,8 @@ typedef struct vg_pipeline_opts {
     int state_sync;               /* fsync every state commit (default no: see operations.md) */
     int reasons;                  /* top contributions on review/block decisions (0 = none) */
     double review_sample_rate;    /* share of allowed transactions also sent to review */
-    double review_near_threshold; /* scores within this of a score rule's threshold: review
-                                     sample too (0 = off) */
+    double review_band_low;       /* allowed transactions scored in [low, high) go to review */
+    double review_band_high;      /* too ("near_threshold"); low == high: off */
 } vg_pipeline_opts_t;
 
 void vg_pipeline_opts_default(vg_pipeline_opts_t *opts);

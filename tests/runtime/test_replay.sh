@@ -38,6 +38,25 @@ assert flagged and all(d["reasons"] for d in flagged)
 PY
 pass "$n decisions, byte-identical across two replays (plain and gzip, batch 5000 and 777), scored, reasons on flagged"
 
+# review sampling beyond flagged cases: a random share of allowed transactions, and every
+# allowed transaction scored near the threshold
+"$VIGIL" replay --transactions "$txns" --labels "$labels" "${common[@]}" --out "$work/ds.jsonl" \
+  --review-sample-rate 0.05 --review-band 0.2..0.6 2>/dev/null
+python3 - "$work/ds.jsonl" <<'PY' || fail "review sampling is wrong"
+import json, sys
+ds = [json.loads(l) for l in open(sys.argv[1])]
+band = [d for d in ds if d["decision"] == "allow" and 0.2 <= d["score"] < 0.6]
+near = [d for d in ds if d.get("review_reason") == "near_threshold"]
+rand = [d for d in ds if d.get("review_reason") == "random_sample"]
+rest = [d for d in ds if d["decision"] == "allow" and d not in band]
+assert [d["txn_id"] for d in near] == [d["txn_id"] for d in band], (len(near), len(band))
+assert all(d["decision"] == "allow" for d in rand)
+share = len(rand) / len(rest)
+assert 0.03 < share < 0.07, share
+print("  %d near the threshold, %d random (%.1f%% of the other allowed)" % (len(near), len(rand), 100 * share))
+PY
+pass "review sampling: every allowed score in [0.2, 0.6) and ~5% of the other allowed, marked why"
+
 # a bad line in the middle is dead-lettered with its line number; the rest is decided
 { head -n 10 "$txns"; echo '{"txn_id":"oops","ts":"2018-04-01T01:00:00Z","amount":-1,"card_id":"c"}'; tail -n +11 "$txns"; } >"$work/bad.jsonl"
 "$VIGIL" replay --transactions "$work/bad.jsonl" "${common[@]}" --out "$work/d3.jsonl" 2>/dev/null
