@@ -56,6 +56,8 @@ struct vg_pipeline {
     vg_catalog_t *catalog;
     size_t nfeat;
     const char **feat_names;
+    char **feat_keys; /* ",\"name\":" (no comma for the first), built once for encoding */
+    size_t *feat_key_len;
     vg_state_t *state;
     vg_rules_t *rules;
     vg_model_t *model, *shadow;
@@ -162,8 +164,19 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
         goto fail;
     p->nfeat = vg_catalog_size(p->catalog);
     p->feat_names = vg_xcalloc(p->nfeat + 1, sizeof(char *));
-    for (size_t i = 0; i < p->nfeat; i++)
+    p->feat_keys = vg_xcalloc(p->nfeat + 1, sizeof(char *));
+    p->feat_key_len = vg_xcalloc(p->nfeat + 1, sizeof(size_t));
+    for (size_t i = 0; i < p->nfeat; i++) {
         p->feat_names[i] = vg_catalog_feature_name(p->catalog, i);
+        vg_buf_t key;
+        vg_buf_init(&key);
+        if (i)
+            vg_buf_putc(&key, ',');
+        vg_buf_json_str(&key, p->feat_names[i], strlen(p->feat_names[i]));
+        vg_buf_putc(&key, ':');
+        p->feat_keys[i] = key.data;
+        p->feat_key_len[i] = key.len;
+    }
 
     if (p->model_dir) {
         char manifest[4200];
@@ -213,6 +226,10 @@ void vg_pipeline_free(vg_pipeline_t *p)
     vg_rules_free(p->rules);
     vg_model_free(p->model);
     vg_model_free(p->shadow);
+    for (size_t i = 0; p->feat_keys && i < p->nfeat; i++)
+        free(p->feat_keys[i]);
+    free(p->feat_keys);
+    free(p->feat_key_len);
     free(p->feat_names);
     vg_catalog_free(p->catalog);
     vg_schema_free(&p->schema);
@@ -323,11 +340,7 @@ static void encode_decision(vg_pipeline_t *p, const vg_item_t *it, const vg_rule
     vg_buf_puts(b, ",\"features\":{");
     const double *row = &p->feats[it->row * p->nfeat];
     for (size_t f = 0; f < p->nfeat; f++) {
-        if (f)
-            vg_buf_putc(b, ',');
-        vg_buf_putc(b, '"');
-        vg_buf_puts(b, p->feat_names[f]);
-        vg_buf_puts(b, "\":");
+        vg_buf_append(b, p->feat_keys[f], p->feat_key_len[f]);
         vg_buf_json_num(b, row[f]);
     }
     vg_buf_puts(b, "},\"catalog\":\"");
