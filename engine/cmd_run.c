@@ -48,7 +48,7 @@ static const vg_option_t run_options[] = {
      0, NULL},
     {"engine", "processing.guarantee", VG_OPT_ENUM, "exactly_once", "delivery guarantee", 0, 0,
      "exactly_once|at_least_once"},
-    {"engine", "batch.max.messages", VG_OPT_INT, "5000", "micro-batch size bound", 1, 1000000,
+    {"engine", "batch.max.messages", VG_OPT_INT, "20000", "micro-batch size bound", 1, 1000000,
      NULL},
     {"engine", "batch.max.ms", VG_OPT_DURATION, "50ms", "micro-batch time bound", 1, 60000, NULL},
     {"engine", "reasons", VG_OPT_INT, "5", "top feature contributions on review/block decisions", 0,

@@ -10,14 +10,14 @@
 # fixed offered rate, exactly-once and at-least-once.
 #
 # usage: tests/bench/bench_engine.sh [N] [RATE]   (defaults 300000 transactions, 5000/s)
-# env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 5000),
+# env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 20000),
 #        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VIGIL=${VIGIL:-build/vigil}
 N=${1:-300000}
 RATE=${2:-5000}
-BATCH=${BATCH:-5000}
+BATCH=${BATCH:-20000}
 BATCH_MS=${BATCH_MS:-50ms}
 LAT_SECONDS=${LAT_SECONDS:-20}
 work=$(mktemp -d)
