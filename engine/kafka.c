@@ -86,7 +86,8 @@ void vg_mock_free(vg_mock_t *mock)
 
 struct vg_producer {
     rd_kafka_t *rk;
-    uint64_t delivered, failed;
+    uint64_t delivered, failed; /* since the start, for counts */
+    uint64_t unreported;        /* failures not yet returned by send/flush/commit */
     char last_error[256];
 };
 
@@ -95,10 +96,20 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     vg_producer_t *p = opaque;
     if (m->err) {
         p->failed++;
+        p->unreported++;
         snprintf(p->last_error, sizeof(p->last_error), "%s", rd_kafka_err2str(m->err));
     } else {
         p->delivered++;
     }
+}
+
+/* Returns (and forgets) the delivery failures since the last report. */
+static vg_err_t report_failures(vg_producer_t *p, char *errbuf, size_t errlen)
+{
+    vg_err_t err = vg_errf(errbuf, errlen, VG_ERR_KAFKA, "%llu deliveries failed, last: %s",
+                           (unsigned long long)p->unreported, p->last_error);
+    p->unreported = 0;
+    return err;
 }
 
 vg_producer_t *vg_producer_new(const char *brokers, const vg_kprop_t *props, size_t nprops,
@@ -146,9 +157,8 @@ vg_err_t vg_producer_send(vg_producer_t *p, const char *topic, const void *key, 
         rd_kafka_poll(p->rk, 10);
     }
     rd_kafka_poll(p->rk, 0);
-    if (p->failed)
-        return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "%llu deliveries failed, last: %s",
-                       (unsigned long long)p->failed, p->last_error);
+    if (p->unreported)
+        return report_failures(p, errbuf, errlen);
     return VG_OK;
 }
 
@@ -158,9 +168,8 @@ vg_err_t vg_producer_flush(vg_producer_t *p, int timeout_ms, char *errbuf, size_
     if (err)
         return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "flush: %s (%d messages still queued)",
                        rd_kafka_err2str(err), rd_kafka_outq_len(p->rk));
-    if (p->failed)
-        return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "%llu deliveries failed, last: %s",
-                       (unsigned long long)p->failed, p->last_error);
+    if (p->unreported)
+        return report_failures(p, errbuf, errlen);
     return VG_OK;
 }
 
@@ -522,7 +531,7 @@ vg_err_t vg_producer_commit(vg_producer_t *p, vg_consumer_t *c, const vg_assignm
     }
     if (!error)
         error = rd_kafka_commit_transaction(p->rk, 60000);
-    if (!error && p->failed) /* a delivery failed inside the transaction: it must not stand */
+    if (!error && p->unreported) /* a delivery failed inside the transaction: it must not stand */
         return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "delivery failed in transaction: %s",
                        p->last_error);
     if (!error)
@@ -540,6 +549,6 @@ vg_err_t vg_producer_commit(vg_producer_t *p, vg_consumer_t *c, const vg_assignm
 vg_err_t vg_producer_abort(vg_producer_t *p, char *errbuf, size_t errlen)
 {
     rd_kafka_error_t *error = rd_kafka_abort_transaction(p->rk, 60000);
-    p->failed = 0;
+    p->unreported = 0;
     return error ? txn_error(error, "abort transaction", errbuf, errlen) : VG_OK;
 }

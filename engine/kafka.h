@@ -49,7 +49,8 @@ vg_producer_t *vg_producer_new(const char *brokers, const vg_kprop_t *props, siz
 vg_err_t vg_producer_send(vg_producer_t *producer, const char *topic, const void *key,
                           size_t keylen, const void *value, size_t valuelen, char *errbuf,
                           size_t errlen);
-/* Waits until every queued message is delivered or timeout_ms passes. */
+/* Waits until every queued message is delivered or timeout_ms passes. Like send, reports
+ * the delivery failures since the last report once (then forgets them). */
 vg_err_t vg_producer_flush(vg_producer_t *producer, int timeout_ms, char *errbuf, size_t errlen);
 /*
  * Learns the partitions and leaders of topics before the first message to them, so that the
