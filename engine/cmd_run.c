@@ -714,7 +714,9 @@ int vg_cmd_run(int argc, char **argv)
                     (unsigned long long)r->commits);
             raise(SIGKILL);
         }
-        int64_t t2 = vg_mono_ns();
+        /* Decisions are visible to readers from here (Kafka commit, or delivery acks): the
+         * end-to-end latency ends now, not after the state commit that follows. */
+        int64_t t2 = vg_mono_ns(), committed_ms = vg_now_ms();
         offsets_encode(r, &offsets);
         if (r->pipeline &&
             vg_pipeline_commit(r->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf))) {
@@ -727,7 +729,6 @@ int vg_cmd_run(int argc, char **argv)
             vg_consumer_commit(r->consumer, done, ndone, errbuf, sizeof(errbuf)) != VG_OK)
             vg_warn("run", "%s (will be retried with the next batch)", errbuf);
         free(done);
-        int64_t committed_ms = vg_now_ms();
         r->last_commit_ns = vg_mono_ns();
         vg_debug("run",
                  "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state "

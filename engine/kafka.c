@@ -426,7 +426,8 @@ vg_err_t vg_consumer_commit(vg_consumer_t *c, const vg_assignment_t *offsets, si
     if (n == 0)
         return VG_OK;
     rd_kafka_topic_partition_list_t *l = offsets_list(c, offsets, n);
-    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, 0);
+    /* Asynchronous: a lost commit only means re-reading (at least once), never a loss. */
+    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, 1);
     rd_kafka_topic_partition_list_destroy(l);
     if (err)
         return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "commit offsets: %s", rd_kafka_err2str(err));

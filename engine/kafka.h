@@ -122,7 +122,8 @@ vg_consumer_t *vg_consumer_new(const char *brokers, const char *group, const cha
  * logged as errors and counted in *offset_resets.
  */
 size_t vg_consumer_poll(vg_consumer_t *consumer, vg_msg_t *msgs, size_t max, int timeout_ms);
-/* Commits offsets (next offsets to read) outside a transaction (at_least_once mode). */
+/* Commits offsets (next offsets to read) outside a transaction (at_least_once mode),
+ * asynchronously: errors show up in the log, and a lost commit only means re-reading. */
 vg_err_t vg_consumer_commit(vg_consumer_t *consumer, const vg_assignment_t *offsets, size_t n,
                             char *errbuf, size_t errlen);
 /* High watermark minus position per partition, summed; -1 if unknown. For metrics. */

@@ -11,7 +11,8 @@
 #
 # usage: tests/bench/bench_engine.sh [N] [RATE]   (defaults 300000 transactions, 5000/s)
 # env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 20000),
-#        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20)
+#        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20),
+#        LAT_BATCH_MS (batch.max.ms of the latency runs, default 5ms), LAT_ARGS (more flags)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VIGIL=${VIGIL:-build/vigil}
@@ -72,7 +73,7 @@ latency() { # NAME GUARANTEE: engine at the offered rate, on a fresh broker; pri
   b=$(cat "$work/bootstrap-$name")
   "$VIGIL" run --brokers "$b" --group "lat-$name" --state "$work/state-lat-$name" \
     --http off --catalog features/default.conf --rules rules/default.rules \
-    --model "$work/model" --guarantee "$guarantee" --batch-ms "${LAT_BATCH_MS:-10ms}" \
+    --model "$work/model" --guarantee "$guarantee" --batch-ms "${LAT_BATCH_MS:-5ms}" ${LAT_ARGS:-} \
     --idle-exit 4s 2>"$work/lat-$name.log" &
   local pid=$!
   sleep 4 # join the group before the traffic starts
