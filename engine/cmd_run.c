@@ -225,11 +225,16 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
                     "messages without emitting",
                     r->topics[tp->topic_idx], (int)tp->partition, (long long)state,
                     (long long)committed, (long long)(committed - state));
-        else if (state < 0 && committed > 0)
+        else if (state < 0 && committed > 0) {
+            /* A partition new to this state store (another process had it, or the state
+             * directory is new): rebuild its state from what the topic still holds. */
+            parts[i].start = VG_OFFSET_BEGINNING;
             vg_warn("run",
-                    "%s [%d]: no local state for this partition (group at offset %lld): its "
-                    "features start from empty state",
+                    "%s [%d]: no local state for this partition: rebuilding it from the start of "
+                    "the partition up to offset %lld without emitting (as far as retention "
+                    "allows)",
                     r->topics[tp->topic_idx], (int)tp->partition, (long long)committed);
+        }
         if (tp->next < 0 && parts[i].start >= 0)
             tp->next = parts[i].start;
     }

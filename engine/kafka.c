@@ -281,7 +281,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (c->rebalance_cb)
             c->rebalance_cb(c->opaque, 0, a, (size_t)parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
-            parts->elems[i].offset = a[i].start >= 0 ? a[i].start : RD_KAFKA_OFFSET_INVALID;
+            parts->elems[i].offset = a[i].start >= 0                     ? a[i].start
+                                     : a[i].start == VG_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
+                                                                         : RD_KAFKA_OFFSET_INVALID;
         vg_info("kafka", "assigned %d partition(s) (%s)", parts->cnt,
                 cooperative ? "cooperative" : "eager");
         rd_kafka_error_t *error = NULL;

@@ -92,12 +92,16 @@ typedef struct vg_msg {
     size_t len;
 } vg_msg_t;
 
+/* vg_assignment_t.start: read the partition from its earliest retained message. */
+#define VG_OFFSET_BEGINNING (-2)
+
 /* A partition the group just gave us, with the group's committed offset (-1 if none). */
 typedef struct vg_assignment {
     int topic_idx;
     int32_t partition;
     int64_t committed;
-    int64_t start; /* set by the callback: where to start reading; default = committed */
+    int64_t start; /* set by the callback: where to start reading (an offset, -1 for the
+                      committed offset, or VG_OFFSET_BEGINNING); default = committed */
 } vg_assignment_t;
 
 /*
