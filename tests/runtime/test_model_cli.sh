@@ -62,16 +62,25 @@ grep -q "not promoted" "$dir/promote.out"
 "$VIGIL" model promote --registry "$reg" 2 --force | grep -q "version 0002 is champion"
 "$VIGIL" model list --registry "$reg" | grep -q '^\* 0002'
 "$VIGIL" model show "$reg/versions/0002" | grep -q '"model_file": "model.ubj"'
-# The scheduled loop: train 04-01..04-08 (labels as of 04-15), test 04-15..04-22. The first
-# run, on a fresh registry, has no champion to beat...
+# The better model, now the challenger of the forced stumps, wins on the same window without
+# --force: both are evaluated, the candidate's AP is higher.
+"$VIGIL" model promote --registry "$reg" 1 --decisions "$dir/decisions.jsonl" \
+  --labels "$dir/labels.jsonl" --test 2018-04-15..2018-04-22 > "$dir/promote.out"
+grep -q "^on 2018-04-15..2018-04-22: candidate 0001 AP " "$dir/promote.out"
+grep -q "champion 0002 AP " "$dir/promote.out"
+grep -q "version 0001 is champion" "$dir/promote.out"
+"$VIGIL" model list --registry "$reg" | grep -q '^\* 0001'
+# The scheduled loop on 04-29: test 04-15..04-22 (matured: the delay has passed), train
+# 04-01..04-08 (labels as of 04-15). The first run, on a fresh registry, has no champion to
+# beat...
 VIGIL="$VIGIL" "$VG_SOURCE_DIR/scripts/retrain.sh" --decisions "$dir/decisions.jsonl" \
-  --labels "$dir/labels.jsonl" --registry "$dir/reg2" --now 2018-04-22 > "$dir/retrain.out"
+  --labels "$dir/labels.jsonl" --registry "$dir/reg2" --now 2018-04-29 > "$dir/retrain.out"
 grep -q "train 2018-04-01..2018-04-08, test 2018-04-15..2018-04-22" "$dir/retrain.out"
 grep -q "version 0001 is champion" "$dir/retrain.out"
 # ... and the same data again trains the same model: not strictly better, not promoted.
 rc=0
 VIGIL="$VIGIL" "$VG_SOURCE_DIR/scripts/retrain.sh" --decisions "$dir/decisions.jsonl" \
-  --labels "$dir/labels.jsonl" --registry "$dir/reg2" --now 2018-04-22 > "$dir/retrain.out" || rc=$?
+  --labels "$dir/labels.jsonl" --registry "$dir/reg2" --now 2018-04-29 > "$dir/retrain.out" || rc=$?
 [[ $rc -eq 3 ]]
 "$VIGIL" model list --registry "$dir/reg2" | grep -q '^\* 0001'
 echo ok
