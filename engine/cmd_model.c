@@ -30,10 +30,12 @@ static void help(void)
            "       vigil model add --registry DIR BUNDLE\n"
            "       vigil model promote --registry DIR VERSION\n"
            "                           (--force | --decisions FILE --labels FILE --test "
-           "FROM..TO [--k N])\n\n"
+           "FROM..TO [--k N]\n"
+           "                            [--known-frauds-from DATE])\n\n"
            "Lists the registry's versions (* marks the champion), prints a bundle's manifest,\n"
            "adds a bundle as the next version, or makes a version champion: only if it beats\n"
-           "the current champion's average precision on the same window, or with --force.\n");
+           "the current champion's average precision on the same window, or with --force.\n"
+           "--known-frauds-from evaluates on the handbook's test set, as vigil eval does.\n");
 }
 
 /* Average precision of a bundle on the window; NAN and a message on error. */
@@ -78,10 +80,11 @@ int vg_cmd_model(int argc, char **argv)
         {"labels", required_argument, NULL, 'l'},
         {"test", required_argument, NULL, 'w'},
         {"k", required_argument, NULL, 'k'},
+        {"known-frauds-from", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *reg = NULL, *decisions = NULL, *labels = NULL, *window = NULL;
+    const char *reg = NULL, *decisions = NULL, *labels = NULL, *window = NULL, *known_from = NULL;
     int force = 0, opt;
     long k = 100;
     char err[VG_ERRLEN], path[4200];
@@ -105,6 +108,9 @@ int vg_cmd_model(int argc, char **argv)
             break;
         case 'k':
             k = strtol(optarg, NULL, 10);
+            break;
+        case 'K':
+            known_from = optarg;
             break;
         case 'h':
             help();
@@ -180,6 +186,15 @@ int vg_cmd_model(int argc, char **argv)
         vg_dataset_opts_t dopts = {.as_of_ms = INT64_MAX};
         if (vg_parse_window(window, &dopts.from_ms, &dopts.to_ms, err, sizeof(err)) != VG_OK)
             return vg_cli_usage_error("model", "--test: %s", err);
+        if (known_from) {
+            char day[64];
+            snprintf(day, sizeof(day), "%s%s", known_from,
+                     strlen(known_from) == 10 ? "T00:00:00Z" : "");
+            if (vg_time_parse(day, strlen(day), &dopts.known_from_ms) != VG_OK)
+                return vg_cli_usage_error("model", "--known-frauds-from: bad date '%s'",
+                                          known_from);
+            dopts.drop_known_frauds = 1;
+        }
         char cand[4200];
         snprintf(cand, sizeof(cand), "%s/versions/%04d", reg, version);
         vg_eval_t ec, eh;

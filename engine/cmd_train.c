@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void help(void)
 {
@@ -42,21 +43,25 @@ static void help(void)
            "  --scale-pos-weight X    weight of the fraud class (default 1)\n"
            "  --seed N                random seed (default 0)\n"
            "  --threads N             training threads (default 1)\n"
+           "  --tree-method M         hist, exact or approx (default hist)\n"
+           "  --quiet                 no progress line\n"
            "  --format json|ubj       model file format (default json)\n"
            "  --catalog-version V     catalogue version for the manifest (default: the "
            "decisions')\n"
            "  -h, --help              this help\n");
 }
 
+/* ctx: non-NULL when stderr is a terminal (one line rewritten in place), NULL when it is a
+ * log (a line per ten rounds). */
 static void progress(int round, int trees, double valid_ap, void *ctx)
 {
-    (void)ctx;
     if (round % 10 != 0 && round != trees)
         return;
+    const char *start = ctx ? "\r" : "", *end = ctx ? "" : "\n";
     if (isnan(valid_ap))
-        fprintf(stderr, "\rround %d/%d", round, trees);
+        fprintf(stderr, "%sround %d/%d%s", start, round, trees, end);
     else
-        fprintf(stderr, "\rround %d/%d  validation AP %.4f", round, trees, valid_ap);
+        fprintf(stderr, "%sround %d/%d  validation AP %.4f%s", start, round, trees, valid_ap, end);
     fflush(stderr);
 }
 
@@ -79,13 +84,15 @@ int vg_cmd_train(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"format", required_argument, NULL, 'f'},
         {"catalog-version", required_argument, NULL, 'c'},
+        {"tree-method", required_argument, NULL, 'M'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *decisions = NULL, *labels = NULL, *window = NULL, *out = NULL, *as_of = NULL;
     const char *format = "json", *catver = NULL;
     int64_t maturity = 7 * 86400000LL;
-    int valid_days = 0, opt;
+    int valid_days = 0, quiet = 0, opt;
     vg_train_params_t params;
     vg_train_params_default(&params);
     params.early_stopping_rounds = 10;
@@ -145,6 +152,12 @@ int vg_cmd_train(int argc, char **argv)
         case 'c':
             catver = optarg;
             break;
+        case 'M':
+            params.tree_method = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
         case 'h':
             help();
             return 0;
@@ -196,11 +209,14 @@ int vg_cmd_train(int argc, char **argv)
         params.valid_labels = validy;
         params.valid_nrows = nvalid;
     }
-    params.progress = progress;
+    static int tty = 1; /* any non-NULL pointer marks a terminal */
+    params.progress = quiet ? NULL : progress;
+    params.progress_ctx = isatty(2) ? &tty : NULL;
     int rc = 1;
     vg_model_t *model = vg_model_train(train, trainy, ntrain, nf, (const char *const *)ds.features,
                                        &params, err, sizeof(err));
-    fprintf(stderr, "\n");
+    if (params.progress && params.progress_ctx)
+        fprintf(stderr, "\n");
     if (!model) {
         fprintf(stderr, "vigil train: %s\n", err);
         goto out;

@@ -4,7 +4,10 @@
  * Labels are read first into a map txn_id -> the newest label known at as_of; decisions are
  * then streamed, one JSON line at a time, keeping those in the window (a later decision for
  * the same txn_id replaces the earlier one: replays and retries must not double a row).
- * Finally each row gets its label, or legit if mature, or is dropped as immature.
+ * Finally each row gets its label, or legit if mature, or is dropped as immature (or, for
+ * the handbook's test set, as a card already known compromised).
+ * Decisions outside the window are recognised from their top-level ts alone (peek_ts), which
+ * keeps loading one week out of a six-month history to a fraction of a full JSON parse.
  * Invariant: every array in vg_dataset_t has nrows (or nrows * nfeatures) entries.
  */
 #include "models/dataset.h"
@@ -83,6 +86,90 @@ static int parse_ts(json_t *v, int64_t *ms)
     }
     const char *s = json_string_value(v);
     return s && vg_time_parse(s, strlen(s), ms) == VG_OK ? 0 : -1;
+}
+
+/*
+ * The top-level "ts" of the JSON object in s[0..n), read without parsing the rest of the
+ * object: strings are skipped with their escapes and nesting is tracked, so a "ts" inside a
+ * nested object or inside a string never matches. Returns 0 with *ms, or -1 when no
+ * top-level ts was found or it is not a plain RFC 3339 string or integer; the caller then
+ * parses the line fully, so a bad line is still reported.
+ */
+static int peek_ts(const char *s, size_t n, int64_t *ms)
+{
+    size_t i = 0;
+    int depth = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    while (i < n) {
+        char c = s[i++];
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth <= 0)
+                return -1;
+        } else if (c == '"') {
+            size_t start = i;
+            int escaped = 0;
+            while (i < n && s[i] != '"') {
+                if (s[i] == '\\') {
+                    escaped = 1;
+                    i++;
+                }
+                i++;
+            }
+            if (i >= n)
+                return -1;
+            size_t len = i - start;
+            i++; /* the closing quote */
+            if (depth != 1 || escaped || len != 2 || memcmp(s + start, "ts", 2) != 0)
+                continue;
+            while (i < n && (s[i] == ' ' || s[i] == '\t'))
+                i++;
+            if (i >= n || s[i] != ':')
+                continue; /* a string value "ts", not the key */
+            i++;
+            while (i < n && (s[i] == ' ' || s[i] == '\t'))
+                i++;
+            if (i < n && s[i] == '"') {
+                size_t v = ++i;
+                while (i < n && s[i] != '"' && s[i] != '\\')
+                    i++;
+                if (i >= n || s[i] != '"')
+                    return -1;
+                return vg_time_parse(s + v, i - v, ms) == VG_OK ? 0 : -1;
+            }
+            char num[24];
+            size_t k = 0;
+            while (i < n && k + 1 < sizeof(num) && (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')))
+                num[k++] = s[i++];
+            num[k] = '\0';
+            if (k == 0 || (i < n && s[i] != ',' && s[i] != '}' && s[i] != ' '))
+                return -1;
+            char *end = NULL;
+            errno = 0;
+            long long v = strtoll(num, &end, 10);
+            if (errno || *end)
+                return -1;
+            *ms = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int64_t day_start(int64_t ms)
+{
+    int64_t day = ms / 86400000;
+    if (ms < 0 && ms % 86400000)
+        day--;
+    return day * 86400000;
+}
+
+/* The key of a card in the known-compromised map: its hash, as the rows keep it. */
+static void card_key(uint64_t card, char key[17])
+{
+    snprintf(key, 17, "%016llx", (unsigned long long)card);
 }
 
 vg_err_t vg_parse_window(const char *s, int64_t *from_ms, int64_t *to_ms, char *errbuf,
@@ -185,9 +272,14 @@ vg_err_t vg_dataset_load(const char *decisions_path, const char *labels_path,
                          size_t errlen)
 {
     memset(ds, 0, sizeof(*ds));
-    smap_t labels, seen;
+    smap_t labels, seen, known; /* known: card key -> earliest time a fraud of it was known */
     smap_init(&labels);
     smap_init(&seen);
+    smap_init(&known);
+    /* Decisions before from are read only to learn which cards were known compromised. */
+    int64_t lo = opts->from_ms;
+    if (opts->drop_known_frauds && opts->known_from_ms < lo)
+        lo = opts->known_from_ms;
     char **txn = NULL; /* borrowed from seen's keys */
     size_t cap = 0, lineno = 0;
     char *line = NULL;
@@ -212,12 +304,14 @@ vg_err_t vg_dataset_load(const char *decisions_path, const char *labels_path,
         lineno++;
         if (n == 0 || line[0] == '\n')
             continue;
+        int64_t ts = 0;
+        if (peek_ts(line, (size_t)n, &ts) == 0 && (ts < lo || ts >= opts->to_ms))
+            continue;
         json_error_t jerr;
         json_t *obj = json_loadb(line, (size_t)n, 0, &jerr);
         const char *id = json_string_value(json_object_get(obj, "txn_id"));
         const char *card = json_string_value(json_object_get(obj, "card_id"));
         json_t *features = json_object_get(obj, "features");
-        int64_t ts = 0;
         if (!id || !card || !json_is_object(features) ||
             parse_ts(json_object_get(obj, "ts"), &ts) != 0) {
             err = vg_errf(errbuf, errlen, VG_ERR_INPUT,
@@ -237,6 +331,17 @@ vg_err_t vg_dataset_load(const char *decisions_path, const char *labels_path,
         if (!ds->catalog) {
             const char *cat = json_string_value(json_object_get(obj, "catalog"));
             ds->catalog = vg_xstrdup(cat ? cat : "");
+        }
+        if (opts->drop_known_frauds && ts >= opts->known_from_ms && ts < opts->to_ms) {
+            int found;
+            smap_entry_t *l = smap_find(&labels, id, &found);
+            if (found && l->a) {
+                char key[17];
+                card_key(vg_hash64(card, strlen(card), VG_HASH_SEED), key);
+                smap_entry_t *k = smap_upsert(&known, key, &found);
+                if (!found || l->b < k->a)
+                    k->a = l->b;
+            }
         }
         if (ts < opts->from_ms || ts >= opts->to_ms) {
             json_decref(obj);
@@ -278,6 +383,15 @@ vg_err_t vg_dataset_load(const char *decisions_path, const char *labels_path,
     size_t kept = 0;
     for (size_t r = 0; r < ds->nrows; r++) {
         int found;
+        if (opts->drop_known_frauds) {
+            char key[17];
+            card_key(ds->card[r], key);
+            smap_entry_t *k = smap_find(&known, key, &found);
+            if (found && k->a <= day_start(ds->ts[r])) {
+                ds->known_dropped++;
+                continue;
+            }
+        }
         smap_entry_t *e = smap_find(&labels, txn[r], &found);
         float label;
         if (found) {
@@ -315,6 +429,7 @@ out:
     free(txn);
     smap_free(&labels);
     smap_free(&seen);
+    smap_free(&known);
     if (err)
         vg_dataset_free(ds);
     return err;

@@ -3,7 +3,9 @@
  *
  * Invariants: REG/versions holds only complete bundles named by four or more digits (a
  * half-copied one is still NNNN.tmp and ignored); REG/champion, when present, names one of
- * them. Every change is a rename, so concurrent readers never see a partial state. Two
+ * them, and the symlink REG/current points at the same bundle (versions/NNNN), so an engine
+ * given --model REG/current follows the champion through its bundle reloads. Every change is a
+ * rename, so concurrent readers never see a partial state. Two
  * writers adding at once could pick the same number; the rename of the second then fails
  * rather than overwrite (rename onto a non-empty directory is refused).
  */
@@ -180,6 +182,19 @@ vg_err_t vg_registry_promote(const char *reg, int version, char *errbuf, size_t 
     if (!ok || rename(tmp, path) != 0) {
         vg_err_t err =
             vg_errf(errbuf, errlen, VG_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+        remove(tmp);
+        return err;
+    }
+    /* The champion file is the truth; the link follows it (a relative target, so the
+     * registry can be moved). */
+    char target[32];
+    snprintf(target, sizeof(target), "versions/%04d", version);
+    snprintf(path, sizeof(path), "%s/current", reg);
+    snprintf(tmp, sizeof(tmp), "%s/.current.tmp", reg);
+    remove(tmp);
+    if (symlink(target, tmp) != 0 || rename(tmp, path) != 0) {
+        vg_err_t err =
+            vg_errf(errbuf, errlen, VG_ERR_IO, "cannot link %s: %s", path, strerror(errno));
         remove(tmp);
         return err;
     }

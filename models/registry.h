@@ -32,7 +32,9 @@ vg_err_t vg_registry_list(const char *reg, int **versions, size_t *n, char *errb
 vg_err_t vg_registry_champion(const char *reg, int *version, char *path, size_t pathlen,
                               char *errbuf, size_t errlen);
 
-/* Makes a registered version the champion. VG_ERR_NOTFOUND if it does not exist. */
+/* Makes a registered version the champion: REG/champion names it and the symlink REG/current
+ * points at its bundle (an engine run with --model REG/current reloads into each new
+ * champion). VG_ERR_NOTFOUND if it does not exist. */
 vg_err_t vg_registry_promote(const char *reg, int version, char *errbuf, size_t errlen);
 
 #endif

@@ -142,11 +142,86 @@ static void test_bad_input(void)
     free(lab);
 }
 
+/* The handbook's test set: cards already known compromised (a fraud since known_from whose
+ * label was known by the start of the row's day) are left out; and decisions outside the
+ * window are recognised by their top-level ts only. */
+static void test_known_frauds_and_peek(void)
+{
+    char *dec = write_file(
+        "known.jsonl",
+        /* A: fraud on 04-01 10:00, label known 04-03 10:00. */
+        "{\"txn_id\":\"k1\",\"ts\":\"2018-04-01T10:00:00Z\",\"card_id\":\"A\","
+        "\"features\":{\"a\":1}}\n"
+        /* A on 04-03: the label comes later that day, so the card is not known at 00:00. */
+        "{\"txn_id\":\"k2\",\"ts\":\"2018-04-03T12:00:00Z\",\"card_id\":\"A\","
+        "\"features\":{\"a\":2}}\n"
+        /* A on 04-04: known since 04-03 10:00, before the day's start: left out. */
+        "{\"txn_id\":\"k3\",\"ts\":\"2018-04-04T09:00:00Z\",\"card_id\":\"A\","
+        "\"features\":{\"a\":3}}\n"
+        /* B: a fraud before known_from does not count. */
+        "{\"txn_id\":\"k4\",\"ts\":\"2018-03-25T10:00:00Z\",\"card_id\":\"B\","
+        "\"features\":{\"a\":4}}\n"
+        "{\"txn_id\":\"k5\",\"ts\":\"2018-04-04T10:00:00Z\",\"card_id\":\"B\","
+        "\"features\":{\"a\":5}}\n"
+        /* C: its own fraud, labelled the same day: kept, as fraud. */
+        "{\"txn_id\":\"k6\",\"ts\":\"2018-04-05T08:00:00Z\",\"card_id\":\"C\","
+        "\"features\":{\"a\":6}}\n"
+        /* A nested ts out of the window before the top-level one: read fully, kept. */
+        "{\"txn_id\":\"k7\",\"txn\":{\"ts\":\"2017-01-01T00:00:00Z\"},\"card_id\":\"D\","
+        "\"ts\":\"2018-04-05T00:00:00Z\",\"features\":{\"a\":7}}\n"
+        /* A string value \"ts\" and an escaped quote: not mistaken for the key. */
+        "{\"txn_id\":\"ts\",\"note\":\"x\\\"ts\\\":1\",\"card_id\":\"E\","
+        "\"ts\":1522886400000,\"features\":{\"a\":8}}\n"
+        /* Outside the window: skipped on its ts alone, even though the rest is not JSON. */
+        "{\"txn_id\":\"z\",\"ts\":\"2018-05-01T00:00:00Z\", this is not json\n");
+    char *lab =
+        write_file("known_labels.jsonl",
+                   "{\"txn_id\":\"k1\",\"label\":\"fraud\",\"ts\":\"2018-04-03T10:00:00Z\"}\n"
+                   "{\"txn_id\":\"k4\",\"label\":\"fraud\",\"ts\":\"2018-03-26T00:00:00Z\"}\n"
+                   "{\"txn_id\":\"k6\",\"label\":\"fraud\",\"ts\":\"2018-04-05T09:00:00Z\"}\n");
+    char err[VG_ERRLEN] = "";
+    vg_dataset_opts_t opts = {.as_of_ms = INT64_MAX};
+    VG_CHECK_INT(
+        vg_parse_window("2018-04-03..2018-04-06", &opts.from_ms, &opts.to_ms, err, sizeof(err)),
+        VG_OK);
+    vg_dataset_t ds;
+    /* Without the option: k2 k3 k5 k6 k7 ts. */
+    VG_CHECK_INT(vg_dataset_load(dec, lab, &opts, &ds, err, sizeof(err)), VG_OK);
+    VG_CHECK_STR(err, "");
+    VG_CHECK_INT(ds.nrows, 6);
+    VG_CHECK_INT(ds.known_dropped, 0);
+    VG_CHECK_INT(ds.labelled_fraud, 1);
+    vg_dataset_free(&ds);
+    opts.drop_known_frauds = 1;
+    opts.known_from_ms = at("2018-04-01T00:00:00Z");
+    VG_CHECK_INT(vg_dataset_load(dec, lab, &opts, &ds, err, sizeof(err)), VG_OK);
+    VG_CHECK_INT(ds.nrows, 5);
+    VG_CHECK_INT(ds.known_dropped, 1);
+    VG_CHECK_INT(ds.labelled_fraud, 1);
+    if (ds.nrows == 5) {
+        const float want_a[5] = {2, 5, 6, 7, 8}, want_label[5] = {0, 0, 1, 0, 0};
+        for (size_t r = 0; r < 5; r++) {
+            VG_CHECK_NEAR(ds.rows[r], want_a[r], 0);
+            VG_CHECK_NEAR(ds.labels[r], want_label[r], 0);
+        }
+    }
+    vg_dataset_free(&ds);
+    /* Counting frauds only from 04-02 on, A's fraud no longer counts. */
+    opts.known_from_ms = at("2018-04-02T00:00:00Z");
+    VG_CHECK_INT(vg_dataset_load(dec, lab, &opts, &ds, err, sizeof(err)), VG_OK);
+    VG_CHECK_INT(ds.nrows, 6);
+    VG_CHECK_INT(ds.known_dropped, 0);
+    vg_dataset_free(&ds);
+    free(dec);
+    free(lab);
+}
+
 int main(void)
 {
     tmp = vg_test_tmpdir();
     VG_RUN(test_training_join);
     VG_RUN(test_bad_input);
+    VG_RUN(test_known_frauds_and_peek);
     char cmd[4200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
     if (system(cmd) != 0)

@@ -8,6 +8,7 @@
 #include "vg_test.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define NF 3
 static const char *const names[NF] = {"amount", "hour", "card_count_1h"};
@@ -88,10 +89,23 @@ static void test_registry(void)
         VG_CHECK_INT(vg_model_rounds(loaded), 6);
     }
     vg_model_free(loaded);
+    /* REG/current follows the champion: a relative link, and the same bytes through it. */
+    char link[64] = "", current[4300];
+    snprintf(current, sizeof(current), "%s/current", reg);
+    VG_CHECK_INT(readlink(current, link, sizeof(link) - 1), 13);
+    VG_CHECK_STR(link, "versions/0002");
+    loaded = vg_model_load(current, names, NF, "cat-1", err, sizeof(err));
+    VG_CHECK(loaded != NULL);
+    if (loaded)
+        VG_CHECK_STR(strchr(vg_model_version(loaded), '@'), strchr(vg_model_version(second), '@'));
+    vg_model_free(loaded);
     /* Back to 1. */
     VG_CHECK_INT(vg_registry_promote(reg, 1, err, sizeof(err)), VG_OK);
     VG_CHECK_INT(vg_registry_champion(reg, &champion, path, sizeof(path), err, sizeof(err)), VG_OK);
     VG_CHECK_INT(champion, 1);
+    memset(link, 0, sizeof(link));
+    VG_CHECK_INT(readlink(current, link, sizeof(link) - 1), 13);
+    VG_CHECK_STR(link, "versions/0001");
 
     VG_CHECK_INT(vg_registry_promote(reg, 7, err, sizeof(err)), VG_ERR_NOTFOUND);
     snprintf(msg, sizeof(msg), "model registry %s has no version 7", reg);
