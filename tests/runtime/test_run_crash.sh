@@ -34,7 +34,7 @@ crash=(--group crash --state "$work/crash-state")
 
 # The reference: one uninterrupted run into other topics.
 "$VIGIL" run "${common[@]}" --group ref --state "$work/ref-state" \
-  --set topics.decisions=ref_decisions --set topics.review=ref_review --idle-exit 5s \
+  --set topics.decisions=ref_decisions --set topics.review=ref_review --idle-exit 10s \
   2>"$work/ref.err" || fail "reference run failed: $(tail -3 "$work/ref.err")"
 consume ref_decisions -f '%s\n' | sort >"$work/ref.jsonl"
 [[ $(wc -l <"$work/ref.jsonl") -eq $n ]] || fail "reference run decided $(wc -l <"$work/ref.jsonl") of $n"
@@ -61,7 +61,7 @@ for i in 1 2 3 4 5; do
   echo "  kill $i: $done_so_far committed decisions so far"
 done
 ((kills == 6)) || fail "expected 6 kills, the engine had exited early $((6 - kills)) times"
-"$VIGIL" run "${common[@]}" "${crash[@]}" --idle-exit 8s \
+"$VIGIL" run "${common[@]}" "${crash[@]}" --idle-exit 15s \
   2>>"$work/crash.err" || fail "final run failed: $(tail -3 "$work/crash.err")"
 
 consume decisions -f '%h\t%s\n' >"$work/crash.txt"
