@@ -157,7 +157,8 @@ typedef struct vg_run {
     /* metrics */
     vg_hist_t e2e, proc, batch_sizes;
     uint64_t consumed[2], commits, aborts;
-    int64_t lag[2];
+    vg_assignment_t lags[1024]; /* per assigned partition, refreshed with the metrics */
+    size_t nlags;
     int64_t last_input_ms; /* last input or (re)assignment: what --idle-exit measures from */
     char batch_id[64];     /* "instance.pid.start:seq", the vigil.batch header of every output */
     float *lat;            /* every end-to-end latency (s), for exact quantiles at exit */
@@ -338,12 +339,13 @@ static void write_metrics(vg_run_t *r, vg_buf_t *b)
                   (unsigned long long)s->model_reload_failures, (unsigned long long)r->commits,
                   (unsigned long long)r->aborts,
                   (unsigned long long)vg_consumer_offset_resets(r->consumer));
-    vg_buf_printf(b, "# HELP vigil_consumer_lag Messages behind the high watermark, by topic.\n"
-                     "# TYPE vigil_consumer_lag gauge\n");
-    for (int t = 0; t < 2; t++)
-        if (r->lag[t] >= 0)
-            vg_buf_printf(b, "vigil_consumer_lag{topic=\"%s\"} %lld\n",
-                          t ? "labels" : "transactions", (long long)r->lag[t]);
+    vg_buf_printf(b, "# HELP vigil_consumer_lag Messages behind the high watermark, by "
+                     "partition.\n# TYPE vigil_consumer_lag gauge\n");
+    for (size_t i = 0; i < r->nlags; i++)
+        if (r->lags[i].topic_idx >= 0)
+            vg_buf_printf(b, "vigil_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
+                          r->topics[r->lags[i].topic_idx], (int)r->lags[i].partition,
+                          (long long)r->lags[i].start);
     vg_buf_printf(
         b,
         "# HELP vigil_info Versions serving now.\n# TYPE vigil_info gauge\n"
@@ -608,7 +610,6 @@ int vg_cmd_run(int argc, char **argv)
     uint64_t total = 0;
     int64_t last_reload = vg_now_ms(), last_metrics = 0, started_ms = last_reload;
     r->last_input_ms = last_reload;
-    r->lag[0] = r->lag[1] = -1;
     if (r->http)
         vg_http_set_ready(r->http, 1);
     status = 0;
@@ -621,8 +622,7 @@ int vg_cmd_run(int argc, char **argv)
             last_reload = now;
         }
         if (r->http && now - last_metrics >= 500) {
-            r->lag[0] = vg_consumer_lag(r->consumer, 0);
-            r->lag[1] = vg_consumer_lag(r->consumer, 1);
+            r->nlags = vg_consumer_lags(r->consumer, r->lags, VG_ARRAY_LEN(r->lags));
             write_metrics(r, &metrics);
             vg_http_set_metrics(r->http, metrics.data, metrics.len);
             last_metrics = now;

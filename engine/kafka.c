@@ -436,26 +436,24 @@ vg_err_t vg_consumer_commit(vg_consumer_t *c, const vg_assignment_t *offsets, si
     return VG_OK;
 }
 
-int64_t vg_consumer_lag(vg_consumer_t *c, int topic_idx)
+size_t vg_consumer_lags(vg_consumer_t *c, vg_assignment_t *out, size_t max)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (rd_kafka_assignment(c->rk, &assigned) || !assigned)
-        return -1;
+        return 0;
     rd_kafka_position(c->rk, assigned);
-    int64_t lag = 0;
-    for (int i = 0; i < assigned->cnt; i++) {
+    size_t n = 0;
+    for (int i = 0; i < assigned->cnt && n < max; i++) {
         rd_kafka_topic_partition_t *tp = &assigned->elems[i];
-        if (topic_index(c, tp->topic) != topic_idx)
-            continue;
         int64_t lo, hi;
         if (rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &lo, &hi))
             continue;
         int64_t pos = tp->offset >= 0 ? tp->offset : lo;
-        if (hi > pos)
-            lag += hi - pos;
+        out[n++] = (vg_assignment_t){topic_index(c, tp->topic), tp->partition, -1,
+                                     hi > pos ? hi - pos : 0};
     }
     rd_kafka_topic_partition_list_destroy(assigned);
-    return lag;
+    return n;
 }
 
 uint64_t vg_consumer_offset_resets(const vg_consumer_t *c)

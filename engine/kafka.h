@@ -130,8 +130,9 @@ size_t vg_consumer_poll(vg_consumer_t *consumer, vg_msg_t *msgs, size_t max, int
  * asynchronously: errors show up in the log, and a lost commit only means re-reading. */
 vg_err_t vg_consumer_commit(vg_consumer_t *consumer, const vg_assignment_t *offsets, size_t n,
                             char *errbuf, size_t errlen);
-/* High watermark minus position per partition, summed; -1 if unknown. For metrics. */
-int64_t vg_consumer_lag(vg_consumer_t *consumer, int topic_idx);
+/* Lag of each assigned partition: high watermark minus position (the cached watermark,
+ * no broker round trip). Fills up to max entries (start = the lag); returns the count. */
+size_t vg_consumer_lags(vg_consumer_t *consumer, vg_assignment_t *out, size_t max);
 /* Out-of-range offset resets seen so far (an incident: data was lost before it was read). */
 uint64_t vg_consumer_offset_resets(const vg_consumer_t *consumer);
 /* Leaves the group cleanly and frees. */
