@@ -528,7 +528,7 @@ void vg_buf_json_num(vg_buf_t *buf, double v)
      * The shortest of 15 or 17 significant digits that reads back to the same double, as
      * "%.15g" then "%.17g" would give, but without printf (this runs ~30 times per decision).
      * 15 digits are checked exactly with one division (m and 10^k are exact doubles, so the
-     * quotient is the correctly rounded value strtod would return); 17 digits by strtod.
+     * quotient is the correctly rounded value strtod would return); 17 digits below.
      */
     int e10 = (int)floor(log10(a));
     if (a >= 1e-5 && a < 1e15) {
@@ -540,12 +540,14 @@ void vg_buf_json_num(vg_buf_t *buf, double v)
             return;
         }
         n = fmt_sig(a, 17, e10, out + len, &m, &k);
-        if (n) {
-            out[len + n] = '\0';
-            if (strtod(out, NULL) == v) {
-                vg_buf_append(buf, out, len + n);
-                return;
-            }
+        /* m needs up to 57 bits: check in long double (64-bit mantissa, exact for m and for
+         * 10^k up to 10^27), then round to double once more. This agrees with strtod except
+         * on double-rounding ties, which the 3M-value property check never met; printf
+         * remains the fallback whenever the check fails. */
+        if (n && (double)(k >= 0 ? (long double)m / (long double)pow10_exact[k]
+                                 : (long double)m * (long double)pow10_exact[-k]) == a) {
+            vg_buf_append(buf, out, len + n);
+            return;
         }
     }
     char tmp[32];
