@@ -598,6 +598,8 @@ void vg_pipeline_reload(vg_pipeline_t *p, int force)
     for (size_t i = 0; i < VG_ARRAY_LEN(models); i++) {
         if (!models[i].dir || !(watch_changed(models[i].watch) || force))
             continue;
+        if (models[i].watch->mtime_ns < 0)
+            continue; /* no bundle there (yet, or any more): keep what serves, if anything */
         vg_model_t *m = load_model(p, models[i].dir, errbuf, sizeof(errbuf));
         if (!m) {
             p->stats.model_reload_failures++;

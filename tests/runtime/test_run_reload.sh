@@ -3,7 +3,8 @@
 #  - it starts with a model directory that holds no bundle yet: rules alone, score null;
 #  - a new valid rule file (SIGHUP) is used from the next batch, its version stamped;
 #  - a bundle that appears in the model directory is picked up: scores and model version;
-#  - an invalid rule file is refused: the old rules keep serving, the failure is counted.
+#  - an invalid rule file and a damaged bundle are refused: the old ones keep serving, the
+#    failures are logged and counted.
 source "$(dirname "$0")/lib.sh"
 start_broker 8
 
@@ -78,16 +79,25 @@ sys.exit(0 if all(isinstance(d["score"], float) or isinstance(d["score"], int)
 PY
 pass "a bundle that appears is loaded ($model): every later decision has a score"
 
+# a damaged bundle in its place is refused: the loaded model keeps serving
+cp -r "$work/model" "$work/model.bad"
+printf '{"broken": ' >"$work/model.bad/manifest.json"
+mv "$work/model" "$work/model.good"
+mv "$work/model.bad" "$work/model"
+
 echo 'review oops if card_cnt_1h > 2' >>"$work/rules"
 kill -HUP $run_pid
 sleep 1
 feed part03
 [[ $(versions part03 rules_version) == "$v2" ]] || fail "part 4: bad rules replaced the good ones"
+[[ $(versions part03 model) == "$model" ]] || fail "part 4: a damaged bundle replaced the model"
+grep -q "model reload failed, keeping $model" "$work/run.err" || fail "no model reload failure logged"
 grep -q "rules reload failed, keeping version $v2" "$work/run.err" || fail "no reload failure logged"
 grep -q "unknown feature card_cnt_1h (did you mean card_count_1h?)" "$work/run.err" ||
   fail "the reload failure does not say what is wrong"
 metrics=$(http_get "127.0.0.1:$port" /metrics)
 grep -q 'vigil_reload_failures_total{what="rules"} 1' <<<"$metrics" || fail "reload failure not counted"
+grep -q 'vigil_reload_failures_total{what="model"} 1' <<<"$metrics" || fail "model reload failure not counted"
 grep -q 'vigil_reloads_total{what="rules"} 1' <<<"$metrics" || fail "reload not counted"
-pass "invalid rules refused: $v2 keeps serving, the error logged and counted"
+pass "invalid rules and a damaged bundle refused: $v2 and $model keep serving, errors logged and counted"
 done_ok
