@@ -154,6 +154,9 @@ typedef struct vg_run {
     int eos;
     vg_tp_t *tps;
     size_t ntps;
+    size_t *tp_slot[2]; /* per topic, by partition: index + 1 into tps (0: none yet) */
+    size_t tp_nslot[2];
+    vg_assignment_t *done; /* the offsets a batch moves to, one per partition held */
     /* metrics */
     vg_hist_t e2e, proc, batch_sizes;
     uint64_t consumed[2], commits, aborts;
@@ -166,14 +169,24 @@ typedef struct vg_run {
     int64_t first_msg_ns, last_commit_ns;
 } vg_run_t;
 
+/* The record of a partition, created on first sight; O(1), since it runs per message. */
 static vg_tp_t *tp_get(vg_run_t *r, int topic_idx, int32_t partition)
 {
-    for (size_t i = 0; i < r->ntps; i++)
-        if (r->tps[i].topic_idx == topic_idx && r->tps[i].partition == partition)
-            return &r->tps[i];
+    size_t p = (size_t)partition;
+    if (p < r->tp_nslot[topic_idx] && r->tp_slot[topic_idx][p])
+        return &r->tps[r->tp_slot[topic_idx][p] - 1];
+    if (p >= r->tp_nslot[topic_idx]) {
+        size_t n = (p + 1) * 2;
+        r->tp_slot[topic_idx] = vg_xrealloc(r->tp_slot[topic_idx], n * sizeof(size_t));
+        memset(r->tp_slot[topic_idx] + r->tp_nslot[topic_idx], 0,
+               (n - r->tp_nslot[topic_idx]) * sizeof(size_t));
+        r->tp_nslot[topic_idx] = n;
+    }
     r->tps = vg_xrealloc(r->tps, (r->ntps + 1) * sizeof(*r->tps));
+    r->done = vg_xrealloc(r->done, (r->ntps + 1) * sizeof(*r->done));
     vg_tp_t *tp = &r->tps[r->ntps++];
     *tp = (vg_tp_t){topic_idx, partition, -1, 0, 0};
+    r->tp_slot[topic_idx][p] = r->ntps;
     return tp;
 }
 
@@ -654,6 +667,9 @@ int vg_cmd_run(int argc, char **argv)
                 .emit = msgs[i].offset >= tp->emit_from,
             };
             r->consumed[msgs[i].topic_idx == 1]++;
+            /* the offset this batch moves the partition to, for Kafka and for the state */
+            if (msgs[i].offset + 1 > tp->next)
+                tp->next = msgs[i].offset + 1;
         }
         snprintf(r->batch_id, sizeof(r->batch_id), "%s.%d.%lld:%llu",
                  vg_config_str(r->config, "engine", "instance"), (int)getpid(),
@@ -682,14 +698,8 @@ int vg_cmd_run(int argc, char **argv)
         vg_hist_observe(&r->proc, (double)(vg_mono_ns() - t0) / 1e9);
         vg_hist_observe(&r->batch_sizes, (double)n / 1000.0);
 
-        /* The offsets this batch moves to, for Kafka and for the state. */
-        for (size_t i = 0; i < n; i++) {
-            vg_tp_t *tp = tp_get(r, msgs[i].topic_idx, msgs[i].partition);
-            if (msgs[i].offset + 1 > tp->next)
-                tp->next = msgs[i].offset + 1;
-        }
         /* one entry per partition held, however few messages the batch has */
-        vg_assignment_t *done = vg_xcalloc(r->ntps + 1, sizeof(*done));
+        vg_assignment_t *done = r->done;
         size_t ndone = 0;
         for (size_t i = 0; i < r->ntps; i++)
             if (r->tps[i].assigned && r->tps[i].next >= r->tps[i].emit_from && r->tps[i].next > 0)
@@ -707,7 +717,6 @@ int vg_cmd_run(int argc, char **argv)
              * consumer. Restarting does both with the recovery logic above. */
             r->aborts++;
             vg_error("run", "%s: exiting so that a restart resumes from the last commit", errbuf);
-            free(done);
             status = 1;
             break;
         }
@@ -726,14 +735,12 @@ int vg_cmd_run(int argc, char **argv)
         if (r->pipeline &&
             vg_pipeline_commit(r->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf))) {
             vg_error("run", "state commit failed: %s", errbuf);
-            free(done);
             status = 1;
             break;
         }
         if (!r->eos &&
             vg_consumer_commit(r->consumer, done, ndone, errbuf, sizeof(errbuf)) != VG_OK)
             vg_warn("run", "%s (will be retried with the next batch)", errbuf);
-        free(done);
         r->last_commit_ns = vg_mono_ns();
         vg_debug("run",
                  "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state "
@@ -789,6 +796,9 @@ out:
     vg_pipeline_free(r->pipeline);
     vg_config_free(r->config);
     free(r->tps);
+    free(r->done);
+    free(r->tp_slot[0]);
+    free(r->tp_slot[1]);
     free(r->lat);
     return status;
 }
