@@ -1030,6 +1030,16 @@ typedef struct svg_series {
     const double *v; /* NaN: no point */
 } svg_series_t;
 
+/* Opens a W x H chart: the svg element, its accessible title, and the title drawn at x. */
+static void svg_open(vg_buf_t *out, double w, double h, double x, const char *title)
+{
+    vg_buf_printf(out, "<svg width=\"%.0f\" height=\"%.0f\" role=\"img\"><title>", w, h);
+    html_esc(out, title);
+    vg_buf_printf(out, "</title><text x=\"%.0f\" y=\"18\" class=\"t\">", x);
+    html_esc(out, title);
+    vg_buf_puts(out, "</text>");
+}
+
 /* A line chart of n points per series, x = day index, y from 0 to ymax (0: the data's max). */
 static void svg_lines(vg_buf_t *out, const vg_backtest_t *bt, const char *title,
                       const svg_series_t *series, size_t nseries, size_t n, double ymax,
@@ -1044,14 +1054,7 @@ static void svg_lines(vg_buf_t *out, const vg_backtest_t *bt, const char *title,
         if (ymax <= 0)
             ymax = 1;
     }
-    vg_buf_printf(out,
-                  "<svg width=\"%.0f\" height=\"%.0f\" "
-                  "role=\"img\"><title>",
-                  W, H);
-    html_esc(out, title);
-    vg_buf_printf(out, "</title><text x=\"%.0f\" y=\"18\" class=\"t\">", L);
-    html_esc(out, title);
-    vg_buf_puts(out, "</text>");
+    svg_open(out, W, H, L, title);
     for (int g = 0; g <= 4; g++) {
         double y = T + (H - T - B) * (1 - g / 4.0);
         vg_buf_printf(out,
@@ -1109,14 +1112,7 @@ static void svg_hist(vg_buf_t *out, const bt_side_t *side, const char *title)
                 ymax = (double)side->hist[c][i] / tot[c];
     if (ymax <= 0)
         ymax = 1;
-    vg_buf_printf(out,
-                  "<svg width=\"%.0f\" height=\"%.0f\" "
-                  "role=\"img\"><title>",
-                  W, H);
-    html_esc(out, title);
-    vg_buf_printf(out, "</title><text x=\"%.0f\" y=\"18\" class=\"t\">", L);
-    html_esc(out, title);
-    vg_buf_puts(out, "</text>");
+    svg_open(out, W, H, L, title);
     double bw = (W - L - R) / BT_HBINS;
     const char *colors[2] = {"#2a9d5c", "#d1361f"};
     for (int c = 0; c < 2; c++)

@@ -106,9 +106,13 @@ int vg_cmd_model(int argc, char **argv)
         case 'w':
             window = optarg;
             break;
-        case 'k':
-            k = strtol(optarg, NULL, 10);
+        case 'k': {
+            char *end;
+            k = strtol(optarg, &end, 10);
+            if (*end || k < 1)
+                return vg_cli_usage_error("model promote", "--k must be a positive integer");
             break;
+        }
         case 'K':
             known_from = optarg;
             break;
