@@ -495,6 +495,8 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         vg_output_t out = {0};
         out.input = &in[i];
         if (!it->ok) {
+            if (!in[i].emit)
+                continue; /* rebuilding state: dead-lettered the first time round */
             p->stats.dead_letters++;
             out.kind = VG_OUT_DLQ;
             out.value = in[i].data;
