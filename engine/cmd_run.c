@@ -50,7 +50,12 @@ static const vg_option_t run_options[] = {
      "exactly_once|at_least_once"},
     {"engine", "batch.max.messages", VG_OPT_INT, "20000", "micro-batch size bound", 1, 1000000,
      NULL},
-    {"engine", "batch.max.ms", VG_OPT_DURATION, "50ms", "micro-batch time bound", 1, 60000, NULL},
+    {"engine", "batch.max.ms", VG_OPT_DURATION, "50ms",
+     "micro-batch time bound, from the batch's first message", 1, 60000, NULL},
+    {"engine", "batch.linger.ms", VG_OPT_DURATION, "0",
+     "how long a batch waits for more once the input queue is drained (0: close it at once, "
+     "so batches are small under light traffic and full under load)",
+     0, 60000, NULL},
     {"engine", "reasons", VG_OPT_INT, "5", "top feature contributions on review/block decisions", 0,
      16, NULL},
     {"engine", "review.sample.rate", VG_OPT_DOUBLE, "0",
@@ -94,6 +99,7 @@ static const struct {
     {"guarantee", "engine", "processing.guarantee"},
     {"batch-size", "engine", "batch.max.messages"},
     {"batch-ms", "engine", "batch.max.ms"},
+    {"batch-linger", "engine", "batch.linger.ms"},
     {"http", "engine", "http"},
     {"log-level", "engine", "log.level"},
 };
@@ -117,6 +123,7 @@ static void help(void)
            "  --guarantee G          = [engine] processing.guarantee\n"
            "  --batch-size N         = [engine] batch.max.messages\n"
            "  --batch-ms DURATION    = [engine] batch.max.ms\n"
+           "  --batch-linger DUR     = [engine] batch.linger.ms\n"
            "  --http HOST:PORT       = [engine] http\n"
            "  --log-level LEVEL      = [engine] log.level\n"
            "  --set SECTION.KEY=V    any option, e.g. --set kafka.linger.ms=5\n"
@@ -613,6 +620,7 @@ int vg_cmd_run(int argc, char **argv)
     long crash_after_kafka_commit = crash_env ? strtol(crash_env, NULL, 10) : 0;
     size_t max_batch = (size_t)vg_config_int(r->config, "engine", "batch.max.messages");
     int batch_ms = (int)vg_config_int(r->config, "engine", "batch.max.ms");
+    int linger_ms = (int)vg_config_int(r->config, "engine", "batch.linger.ms");
     int64_t reload_every = vg_config_int(r->config, "engine", "reload.interval");
     vg_msg_t *msgs = vg_xcalloc(max_batch, sizeof(*msgs));
     vg_input_t *inputs = vg_xcalloc(max_batch, sizeof(*inputs));
@@ -643,7 +651,7 @@ int vg_cmd_run(int argc, char **argv)
         size_t want = max_batch;
         if (max_messages && max_messages - total < want)
             want = (size_t)(max_messages - total);
-        size_t n = vg_consumer_poll(r->consumer, msgs, want, batch_ms);
+        size_t n = vg_consumer_poll(r->consumer, msgs, want, 100, batch_ms, linger_ms);
         if (n == 0) {
             if (idle_exit_ms && vg_now_ms() - r->last_input_ms >= idle_exit_ms) {
                 vg_info("run", "no input for %lld ms: stopping", (long long)idle_exit_ms);

@@ -368,18 +368,40 @@ static void release_held(vg_consumer_t *c)
     c->nheld = 0;
 }
 
-size_t vg_consumer_poll(vg_consumer_t *c, vg_msg_t *msgs, size_t max, int timeout_ms)
+/* Takes up to max - *got queued messages into c->held, waiting up to timeout_ms for them all. */
+static size_t take(vg_consumer_t *c, size_t got, size_t max, int timeout_ms)
+{
+    ssize_t k = rd_kafka_consume_batch_queue(c->queue, timeout_ms, c->held + got, max - got);
+    return k > 0 ? (size_t)k : 0;
+}
+
+size_t vg_consumer_poll(vg_consumer_t *c, vg_msg_t *msgs, size_t max, int wait_ms, int max_ms,
+                        int linger_ms)
 {
     release_held(c);
     if (c->capheld < max) {
         c->held = vg_xrealloc(c->held, max * sizeof(*c->held));
         c->capheld = max;
     }
-    ssize_t got = rd_kafka_consume_batch_queue(c->queue, timeout_ms, c->held, max);
-    if (got < 0)
-        return 0;
+    size_t got = take(c, 0, max > 0 ? 1 : 0, wait_ms);
+    if (got > 0) {
+        int64_t start = vg_mono_ns();
+        for (;;) {
+            size_t k = take(c, got, max, 0); /* what is already queued */
+            got += k;
+            int64_t left = max_ms - (vg_mono_ns() - start) / 1000000;
+            if (got == max || left <= 0)
+                break;
+            if (k == 0) { /* the queue ran dry: linger for one more, or close the batch */
+                int t = linger_ms < left ? linger_ms : (int)left;
+                if (t <= 0 || (k = take(c, got, got + 1, t)) == 0)
+                    break;
+                got += k;
+            }
+        }
+    }
     size_t n = 0;
-    for (ssize_t i = 0; i < got; i++) {
+    for (size_t i = 0; i < got; i++) {
         rd_kafka_message_t *m = c->held[i];
         if (m->err) {
             if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||

@@ -121,11 +121,15 @@ vg_consumer_t *vg_consumer_new(const char *brokers, const char *group, const cha
                                vg_rebalance_cb_t *rebalance_cb, void *opaque, char *errbuf,
                                size_t errlen);
 /*
- * Fills up to max messages, waiting at most timeout_ms for the first. Consumer errors are
+ * Fills a batch of up to max messages: waits at most wait_ms for the first, then takes what
+ * is queued; when the queue runs dry it waits up to linger_ms for more, and it closes the
+ * batch max_ms after its first message at the latest. linger_ms = 0 is natural batching:
+ * small batches when traffic is light (low latency), full ones under load. Consumer errors are
  * logged and counted, not returned: out-of-range offsets (data gone before it was read) are
  * logged as errors and counted in *offset_resets.
  */
-size_t vg_consumer_poll(vg_consumer_t *consumer, vg_msg_t *msgs, size_t max, int timeout_ms);
+size_t vg_consumer_poll(vg_consumer_t *consumer, vg_msg_t *msgs, size_t max, int wait_ms,
+                        int max_ms, int linger_ms);
 /* Commits offsets (next offsets to read) outside a transaction (at_least_once mode),
  * asynchronously: errors show up in the log, and a lost commit only means re-reading. */
 vg_err_t vg_consumer_commit(vg_consumer_t *consumer, const vg_assignment_t *offsets, size_t n,
