@@ -45,6 +45,7 @@ typedef struct vg_entity {
     uint16_t type;
     uint8_t dirty;
     uint8_t ref;
+    int32_t part; /* input partition of the last transaction that touched it (-1: unknown) */
     uint32_t keylen;
     char key[];
 } vg_entity_t;
@@ -104,6 +105,7 @@ struct vg_state {
     int64_t committed_watermark; /* read by compaction threads (atomics) */
     int64_t txn_retention;
     int sync;
+    int32_t part; /* vg_state_set_partition() */
 
     uint64_t *setbuf;
     size_t setcap;
@@ -205,6 +207,7 @@ static vg_entity_t *entity_alloc(int type, const char *key, size_t len, uint64_t
     vg_entity_t *e = vg_xmalloc(ent_blob_off(len) + cap);
     memset(e, 0, sizeof(*e));
     e->hash = h;
+    e->part = -1;
     e->type = (uint16_t)type;
     e->keylen = (uint32_t)len;
     memcpy(e->key, key, len);
@@ -419,6 +422,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     st->sync = opts ? !opts->nosync : 1;
     st->watermark = INT64_MIN;
     st->committed_watermark = INT64_MIN;
+    st->part = -1;
     vg_buf_init(&st->getbuf);
     vg_buf_init(&st->recbuf);
     vg_arena_init(&st->txn_arena, 1 << 20);
@@ -723,6 +727,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             }
         }
         vg_blob_touch(&e->blob, t, txn->lat, txn->lon);
+        e->part = st->part;
         mark_dirty(st, e);
     }
     st->watermark = wm;
@@ -730,7 +735,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     if (record) {
         vg_buf_t *b = &st->recbuf;
         vg_buf_reset(b);
-        uint32_t hdr[2] = {1, 0};
+        uint32_t hdr[2] = {(uint32_t)(st->part + 1), 0}; /* partition + 1, flags */
         vg_buf_append(b, hdr, sizeof(hdr));
         vg_buf_append(b, &t, 8);
         vg_buf_append(b, &ringmask, 8);
@@ -787,6 +792,8 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     if (counted == want)
         return VG_OK;
     uint64_t mask = (uint64_t)rdi64(r->val + 16);
+    uint32_t part1;
+    memcpy(&part1, r->val, 4);
     size_t off = TXN_REC_HDR;
     for (size_t ty = 0; ty < c->ntypes; ty++) {
         if (c->types[ty].label_slot < 0)
@@ -811,8 +818,11 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
         for (int ri = et->first_ring; ri < et->first_ring + et->nrings; ri++)
             if (mask & (1ULL << ri))
                 changed |= vg_ring_add_fraud(&e->blob, c, ri, ts, want ? 1 : -1);
-        if (changed)
+        if (changed) {
+            if (e->part < 0)
+                e->part = (int32_t)part1 - 1;
             mark_dirty(st, e);
+        }
     }
     flags = (flags & ~1u) | (uint32_t)want;
     memcpy(r->val + 4, &flags, 4);
@@ -820,6 +830,14 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
 }
 
 /* ---- commit ---- */
+
+/* 1 if the entity holds nothing worth keeping: never used, or idle beyond its retention. */
+static int entity_gone(const vg_state_t *st, const vg_entity_t *e)
+{
+    int64_t last = vg_blob_last_ts(&e->blob);
+    int64_t ret = st->catalog->types[e->type].retention;
+    return last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret);
+}
 
 static int cmp_entity(const void *a, const void *b)
 {
@@ -842,7 +860,6 @@ static int cmp_txnrec(const void *a, const void *b)
 vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
                          size_t errlen)
 {
-    const vg_catalog_t *c = st->catalog;
     vg_kv_batch_clear(st->batch);
     /* In key order per family: RocksDB's memtable skiplist then inserts each key next to
      * the previous one instead of searching from the top, the main cost of a commit. */
@@ -851,9 +868,7 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
         st->dirty[i]->dirty_idx = (uint32_t)i;
     for (size_t i = 0; i < st->ndirty; i++) {
         vg_entity_t *e = st->dirty[i];
-        int64_t last = vg_blob_last_ts(&e->blob);
-        int64_t ret = c->types[e->type].retention;
-        if (last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret))
+        if (entity_gone(st, e))
             vg_kv_batch_delete(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen);
         else
             vg_kv_batch_put(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen,
@@ -945,4 +960,56 @@ void vg_state_stats(vg_state_t *st, vg_state_stats_t *stats)
     stats->commits = st->commits;
     stats->committed_bytes = st->committed_bytes;
     stats->watermark_ms = st->watermark;
+}
+
+/* ---- changelog ---- */
+
+void vg_state_set_partition(vg_state_t *st, int32_t partition)
+{
+    st->part = partition;
+}
+
+size_t vg_state_changes(vg_state_t *st, vg_state_change_cb *cb, void *opaque)
+{
+    for (size_t i = 0; i < st->ndirty; i++) {
+        const vg_entity_t *e = st->dirty[i];
+        int gone = entity_gone(st, e);
+        cb(opaque, e->part, st->catalog->types[e->type].name, e->key, e->keylen,
+           gone ? NULL : e->blob.data, gone ? 0 : e->blob.len);
+    }
+    return st->ndirty;
+}
+
+vg_err_t vg_state_restore(vg_state_t *st, const char *entity, const char *key, size_t klen,
+                          const void *value, size_t vlen, char *errbuf, size_t errlen)
+{
+    const vg_catalog_t *c = st->catalog;
+    int type = -1;
+    for (size_t ty = 0; ty < c->ntypes; ty++)
+        if (strcmp(c->types[ty].name, entity) == 0)
+            type = (int)ty;
+    if (type < 0)
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "changelog record for entity type '%s', which the catalogue does not have",
+                       entity);
+    if (value && vg_blob_check(value, vlen, c, type) != 0)
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "changelog record for %s %.*s does not fit the catalogue's layout", entity,
+                       (int)klen, key);
+    vg_err_t err;
+    vg_entity_t *e = entity_get(st, type, key, klen, &err);
+    if (!e)
+        return vg_errf(errbuf, errlen, err, "reading %s %.*s failed", entity, (int)klen, key);
+    if (value) {
+        e = entity_room(st, e, vlen > e->blob.len ? (uint32_t)(vlen - e->blob.len) : 0);
+        memcpy(e->blob.data, value, vlen);
+        e->blob.len = (uint32_t)vlen;
+    } else {
+        vg_blob_init_entity(&e->blob, c, type);
+    }
+    int64_t last = vg_blob_last_ts(&e->blob);
+    if (last != INT64_MIN && last > st->watermark)
+        st->watermark = last;
+    mark_dirty(st, e);
+    return VG_OK;
 }
