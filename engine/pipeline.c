@@ -454,6 +454,7 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         }
         it->row = nrows;
         double *row = &p->feats[nrows * p->nfeat];
+        vg_state_set_partition(p->state, in[i].partition);
         if ((err = vg_state_process(p->state, &it->txn, row)))
             return vg_errf(errbuf, errlen, err, "state: processing %s failed",
                            it->txn.str[VG_F_TXN_ID]);
@@ -552,6 +553,17 @@ vg_err_t vg_pipeline_commit(vg_pipeline_t *p, const void *offsets, size_t len, c
                             size_t errlen)
 {
     return vg_state_commit(p->state, offsets, len, errbuf, errlen);
+}
+
+size_t vg_pipeline_changes(vg_pipeline_t *p, vg_state_change_cb *cb, void *opaque)
+{
+    return vg_state_changes(p->state, cb, opaque);
+}
+
+vg_err_t vg_pipeline_restore(vg_pipeline_t *p, const char *entity, const char *key, size_t klen,
+                             const void *value, size_t vlen, char *errbuf, size_t errlen)
+{
+    return vg_state_restore(p->state, entity, key, klen, value, vlen, errbuf, errlen);
 }
 
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *p, void **blob, size_t *len)

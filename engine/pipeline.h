@@ -14,6 +14,7 @@
 
 #include "engine/common.h"
 #include "engine/contract.h"
+#include "features/features.h"
 
 typedef struct vg_pipeline_opts {
     const char *catalog_path;     /* required */
@@ -110,6 +111,11 @@ vg_err_t vg_pipeline_commit(vg_pipeline_t *pipeline, const void *offsets, size_t
                             size_t errlen);
 /* The offsets blob of the last state commit (malloc'd; NULL/0 if none). */
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *pipeline, void **blob, size_t *len);
+/* The state's changelog (features.h): what the next commit writes, and restoring a record. */
+size_t vg_pipeline_changes(vg_pipeline_t *pipeline, vg_state_change_cb *cb, void *opaque);
+vg_err_t vg_pipeline_restore(vg_pipeline_t *pipeline, const char *entity, const char *key,
+                             size_t klen, const void *value, size_t vlen, char *errbuf,
+                             size_t errlen);
 /* Drops uncommitted state and reopens the store (after an aborted Kafka transaction). */
 vg_err_t vg_pipeline_rollback(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
 
