@@ -4,7 +4,8 @@
 #
 #   (a) passthrough: `vigil run --passthrough`: consume and produce the same messages in one
 #       Kafka transaction per batch, same batch settings, no processing;
-#   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model.
+#   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model;
+#   (c) the same with the state changelog on, then a restore of all of it into a fresh process.
 # Sustained throughput of both over the same backlog of N transactions, and their ratio; then
 # end-to-end latency (Kafka timestamp of the transaction -> commit of its decision) at a
 # fixed offered rate, exactly-once and at-least-once, with the engine's default batching
@@ -16,7 +17,7 @@
 # usage: tests/bench/bench_engine.sh [N] [RATE]   (defaults 300000 transactions, 5000/s)
 # env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 20000),
 #        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20),
-#        LAT_ARGS (more flags for the latency runs)
+#        LAT_ARGS (more flags for the latency runs), NO_CHANGELOG=1 (skip the changelog runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VIGIL=${VIGIL:-build/vigil}
@@ -66,6 +67,20 @@ en=$(run engine --catalog features/default.conf --rules rules/default.rules --mo
 printf '%-44s %10s tx/s\n' "passthrough (exactly once)" "$pt"
 printf '%-44s %10s tx/s\n' "engine (default catalogue, rules, 100 trees)" "$en"
 awk -v a="$en" -v b="$pt" 'BEGIN { printf "%-44s %10.1f %%\n", "engine / passthrough", 100 * a / b }'
+
+if [[ -z ${NO_CHANGELOG:-} ]]; then
+  # (c) the same with the state changelog on (what several processes in a group need), then a
+  # process with an empty state directory restoring every partition's state from it.
+  echo "== the state changelog: throughput with it, then a restore of all of it" >&2
+  model=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
+  cl=$(run changelog "${model[@]}" --set engine.state.changelog=true)
+  printf '%-44s %10s tx/s\n' "engine + state changelog" "$cl"
+  "$VIGIL" run --brokers "$brokers" --group bench-changelog --state "$work/state-restore" \
+    --http off "${model[@]}" --set engine.state.changelog=true --idle-exit 8s \
+    2>"$work/restore.log" || { tail -5 "$work/restore.log" >&2; exit 1; }
+  printf '%-44s %s\n' "restore into an empty state" \
+    "$(grep -o 'restored .*' "$work/restore.log" | sed 's/ from vigil.changelog//')"
+fi
 
 latency() { # NAME GUARANTEE: engine at the offered rate, on a fresh broker; prints p50/p99
   local name=$1 guarantee=$2
