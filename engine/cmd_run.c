@@ -56,6 +56,9 @@ static const vg_option_t run_options[] = {
      "how long a batch waits for more once the input queue is drained (0: close it at once, "
      "so batches are small under light traffic and full under load)",
      0, 60000, NULL},
+    {"engine", "threads", VG_OPT_INT, "2",
+     "1 or 2: a second thread decodes and encodes half of each batch (outputs unchanged)", 1, 2,
+     NULL},
     {"engine", "reasons", VG_OPT_INT, "5", "top feature contributions on review/block decisions", 0,
      16, NULL},
     {"engine", "review.sample.rate", VG_OPT_DOUBLE, "0",
@@ -809,6 +812,7 @@ int vg_cmd_run(int argc, char **argv)
     popts.review_sample_rate = vg_config_double(r->config, "engine", "review.sample.rate");
     popts.review_band_low = vg_config_double(r->config, "engine", "review.band.low");
     popts.review_band_high = vg_config_double(r->config, "engine", "review.band.high");
+    popts.threads = (int)vg_config_int(r->config, "engine", "threads");
     if (!passthrough)
         r->pipeline = vg_pipeline_new(&popts, errbuf, sizeof(errbuf));
     if (!r->pipeline && !passthrough) {

@@ -29,6 +29,8 @@ typedef struct vg_pipeline_opts {
     double review_sample_rate;    /* share of allowed transactions also sent to review */
     double review_band_low;       /* allowed transactions scored in [low, high) go to review */
     double review_band_high;      /* too ("near_threshold"); low == high: off */
+    int threads; /* 2: a worker thread decodes (vg_pipeline_process) and encodes half of
+                    each batch; features, rules and outputs keep their order. 0/1: none */
 } vg_pipeline_opts_t;
 
 void vg_pipeline_opts_default(vg_pipeline_opts_t *opts);
