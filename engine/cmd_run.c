@@ -262,6 +262,26 @@ static void offsets_decode(vg_run_t *r, const char *blob, size_t len)
 
 static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t n);
 
+/* "transactions [0 3 7], labels [1 2]": what this process holds after a rebalance. */
+static void log_holdings(const vg_run_t *r)
+{
+    vg_buf_t b;
+    vg_buf_init(&b);
+    for (int t = TP_TXNS; t <= TP_LABELS; t++) {
+        size_t n = 0;
+        vg_buf_printf(&b, "%s%s [", t ? ", " : "", r->topics[t]);
+        for (size_t p = 0; p < r->tp_nslot[t]; p++) {
+            size_t slot = r->tp_slot[t][p];
+            if (slot && r->tps[slot - 1].assigned)
+                vg_buf_printf(&b, n++ ? " %zu" : "%zu", p);
+        }
+        vg_buf_putc(&b, ']');
+    }
+    vg_buf_putc(&b, '\0');
+    vg_info("run", "holding %s", b.data);
+    vg_buf_free(&b);
+}
+
 static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size_t n)
 {
     vg_run_t *r = opaque;
@@ -298,6 +318,7 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
         if (tp->next < 0 && parts[i].start >= 0)
             tp->next = parts[i].start;
     }
+    log_holdings(r);
 }
 
 /* ---- outputs ---- */
