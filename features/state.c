@@ -863,7 +863,8 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
     vg_kv_batch_clear(st->batch);
     /* In key order per family: RocksDB's memtable skiplist then inserts each key next to
      * the previous one instead of searching from the top, the main cost of a commit. */
-    qsort(st->dirty, st->ndirty, sizeof(*st->dirty), cmp_entity);
+    if (st->ndirty > 1)
+        qsort(st->dirty, st->ndirty, sizeof(*st->dirty), cmp_entity);
     for (size_t i = 0; i < st->ndirty; i++) /* if the write fails they stay dirty */
         st->dirty[i]->dirty_idx = (uint32_t)i;
     for (size_t i = 0; i < st->ndirty; i++) {

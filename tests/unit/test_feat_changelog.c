@@ -134,8 +134,11 @@ static void test_changelog_restore(void)
     /* A fresh state restores partitions 1 and 2 from the changelog, in log order. */
     vg_state_t *b = vg_state_open(dirb, cat, &opts, eb, sizeof(eb));
     VG_CHECK(b != NULL);
-    if (!a || !b)
+    if (!a || !b) {
+        free(dira);
+        free(dirb);
         return;
+    }
     size_t applied = 0;
     for (size_t k = 0; k < log.n; k++) {
         rec_t *r = &log.recs[k];
@@ -194,6 +197,8 @@ static void test_changelog_restore(void)
     free(log.recs);
     vg_state_close(a);
     vg_state_close(b);
+    free(dira);
+    free(dirb);
     vg_catalog_free(cat);
     vg_schema_free(&schema);
 }
