@@ -407,7 +407,7 @@ static void release_held(vg_consumer_t *c)
     c->nheld = 0;
 }
 
-/* Takes up to max - *got queued messages into c->held, waiting up to timeout_ms for them all. */
+/* Takes up to max - got more messages into c->held[got..], waiting up to timeout_ms for them. */
 static size_t take(vg_consumer_t *c, size_t got, size_t max, int timeout_ms)
 {
     ssize_t k = rd_kafka_consume_batch_queue(c->queue, timeout_ms, c->held + got, max - got);
@@ -662,9 +662,17 @@ vg_err_t vg_topic_read(const char *brokers, const vg_kprop_t *props, size_t npro
     if (kerr)
         err = vg_errf(errbuf, errlen, VG_ERR_KAFKA, "assigning %s: %s", topic,
                       rd_kafka_err2str(kerr));
+    /* How much there is, for the progress log of a long read. */
+    int64_t total = 0, read = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(rk, topic, parts[i].partition, &lo, &hi, 5000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            total += hi - (parts[i].from > lo ? parts[i].from : lo);
+    }
     size_t left = n;
     uint8_t *done = vg_xcalloc(n, 1);
-    int64_t last_progress = vg_now_ms();
+    int64_t last_progress = vg_now_ms(), last_log = last_progress;
     while (!err && left > 0) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) {
@@ -675,6 +683,11 @@ vg_err_t vg_topic_read(const char *brokers, const vg_kprop_t *props, size_t npro
             continue;
         }
         last_progress = vg_now_ms();
+        if (last_progress - last_log >= 2000) {
+            vg_info("kafka", "reading %s: %lld of ~%lld messages (%.0f%%)", topic, (long long)read,
+                    (long long)total, total > 0 ? 100.0 * (double)read / (double)total : 100.0);
+            last_log = last_progress;
+        }
         size_t i = 0;
         while (i < n && parts[i].partition != m->partition)
             i++;
@@ -689,6 +702,7 @@ vg_err_t vg_topic_read(const char *brokers, const vg_kprop_t *props, size_t npro
             err = vg_errf(errbuf, errlen, VG_ERR_KAFKA, "reading %s [%d]: %s", topic,
                           (int)m->partition, rd_kafka_message_errstr(m));
         } else if (pos) {
+            read++;
             pos->end = m->offset + 1;
             pos->messages++;
             pos->bytes += m->key_len + m->len;

@@ -191,7 +191,8 @@ typedef vg_err_t vg_record_cb(void *opaque, int32_t partition, int64_t offset, c
 /*
  * Reads the given partitions of topic (read_committed, no consumer group) from their `from`
  * offsets to their end as of the read, calling cb for each message in offset order per
- * partition. VG_ERR_KAFKA if nothing arrives for stall_ms, or on a fetch error.
+ * partition, logging progress every 2 s. VG_ERR_KAFKA if nothing arrives for stall_ms, or on a
+ * fetch error.
  */
 vg_err_t vg_topic_read(const char *brokers, const vg_kprop_t *props, size_t nprops,
                        const char *topic, vg_readpos_t *parts, size_t n, int stall_ms,
