@@ -17,6 +17,7 @@
 #include "features/features.h"
 
 #include <stdint.h>
+#include <string.h>
 
 typedef enum vg_agg {
     /* per transaction */
@@ -157,12 +158,26 @@ void vg_blob_init_entity(vg_blob_t *blob, const vg_catalog_t *catalog, int type)
 /* Checks an encoded entity from disk against the type's layout. 0 if it fits. */
 int vg_blob_check(const uint8_t *data, size_t len, const vg_catalog_t *catalog, int type);
 int64_t vg_blob_last_ts(const vg_blob_t *blob);
-/* Adds one transaction to ring `ring` (a global ring index). Drops it if its bucket was
- * already evicted (older than the newest bucket - span + 1). */
-void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
-                       double amount);
-void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
-                       uint64_t hash);
+/* The offset just past the ring whose header is at o (the next ring's header). */
+static inline uint32_t vg_ring_end(const vg_blob_t *blob, uint32_t o)
+{
+    uint32_t nbytes;
+    memcpy(&nbytes, blob->data + o + 4, 4);
+    return o + VG_RING_HDR + nbytes;
+}
+
+/* The offset of each of the type's rings (its header) in the blob, in the type's order:
+ * off[0 .. nrings - 1]. Valid until the blob changes. */
+void vg_blob_ring_offsets(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
+                          uint32_t *off);
+/* Adds one transaction to the ring whose header is at offset o. Drops it if its bucket was
+ * already evicted (older than the newest bucket - span + 1). The blob must have room for one
+ * more record (vg_blob_reserve, or the owner's entity_room). Returns the offset just past the
+ * ring: the next ring's header, so a caller adding to every ring walks them in one pass. */
+uint32_t vg_ring_add_stats(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
+                           double amount);
+uint32_t vg_ring_add_value(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
+                           uint64_t hash);
 /* Merges one more group of n values (sum, m2) into acc (Chan et al.'s parallel variance). */
 static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
 {
@@ -179,12 +194,15 @@ static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
     acc->count += n;
 }
 
-/* Sums buckets lo..hi (inclusive) of a stats ring. */
-void vg_ring_query_stats(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
-                         int64_t hi, vg_acc_t *acc);
-/* Distinct hashes of buckets lo..hi of a set ring into out (capacity cap); returns count. */
-size_t vg_ring_query_set(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
-                         int64_t hi, uint64_t *out, size_t cap);
+/* Sums of the stats ring at offset o over nw windows ending at bucket hi, in one walk:
+ * acc[j] over buckets (hi - nwin[j] + 1) .. hi; nwin ascending. Each acc[j] is exactly what a
+ * walk over that window alone gives (same merge order: newest bucket first). */
+void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t hi,
+                         const int64_t *nwin, size_t nw, vg_acc_t *acc);
+/* Distinct hashes of buckets lo..hi of the set ring at offset o into out (capacity cap);
+ * returns count. */
+size_t vg_ring_query_set(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t *out,
+                         size_t cap);
 /* Adds delta to the fraud count of the bucket holding ts, if that bucket exists and the
  * result stays >= 0. Returns 1 if changed. */
 int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,

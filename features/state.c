@@ -72,11 +72,15 @@ typedef struct expire_ctx {
     int64_t retention;
 } expire_ctx_t;
 
-typedef struct memo {
-    uint64_t gen;
-    int64_t lo, hi;
-    vg_acc_t acc;
-} memo_t;
+/* The stats features of one ring with the same delay read windows that all end at the same
+ * bucket: one walk over the ring serves them all (vg_ring_query_stats). Built at open. */
+typedef struct qgroup {
+    int ring;
+    int64_t ndelay;
+    size_t nw;
+    int64_t *nwin; /* distinct window lengths (buckets), ascending */
+    vg_acc_t *acc; /* the current transaction's sums, one per window */
+} qgroup_t;
 
 struct vg_state {
     const vg_catalog_t *catalog;
@@ -107,8 +111,11 @@ struct vg_state {
 
     uint64_t *setbuf;
     size_t setcap;
-    memo_t *memo;
-    uint64_t gen;
+    qgroup_t *groups; /* by entity type: type t's are group_first[t] .. group_first[t + 1] - 1 */
+    size_t ngroups;
+    size_t group_first[VG_STATE_MAX_TYPES + 1];
+    int *fgroup, *fslot;         /* per feature: its group and window there (-1: none) */
+    uint32_t roff[VG_MAX_RINGS]; /* ring offsets in the current transaction's entities */
     vg_entity_t *ents[VG_STATE_MAX_TYPES];
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
 
@@ -408,6 +415,68 @@ static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void
 
 /* ---- open / close ---- */
 
+static int is_stats_agg(vg_agg_t agg)
+{
+    return agg >= VG_AGG_COUNT && agg <= VG_AGG_FRAUD_SHARE;
+}
+
+/* Groups the windowed stats features by (ring, delay), type by type, each group's window
+ * lengths distinct and ascending. */
+static void build_groups(vg_state_t *st)
+{
+    const vg_catalog_t *c = st->catalog;
+    size_t nf = c->nfeatures;
+    st->fgroup = vg_xmalloc((nf + 1) * sizeof(int));
+    st->fslot = vg_xmalloc((nf + 1) * sizeof(int));
+    st->groups = vg_xcalloc(nf + 1, sizeof(*st->groups));
+    for (size_t i = 0; i < nf; i++)
+        st->fgroup[i] = st->fslot[i] = -1;
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        st->group_first[ty] = st->ngroups;
+        for (size_t i = 0; i < nf; i++) {
+            const vg_feature_t *f = &c->features[i];
+            if (f->type != (int)ty || !is_stats_agg(f->agg))
+                continue;
+            size_t g = st->group_first[ty];
+            while (g < st->ngroups &&
+                   (st->groups[g].ring != f->ring || st->groups[g].ndelay != f->ndelay))
+                g++;
+            qgroup_t *q = &st->groups[g];
+            if (g == st->ngroups) {
+                st->ngroups++;
+                q->ring = f->ring;
+                q->ndelay = f->ndelay;
+                q->nwin = vg_xmalloc(nf * sizeof(*q->nwin));
+                q->acc = vg_xmalloc(nf * sizeof(*q->acc));
+            }
+            size_t j = 0;
+            while (j < q->nw && q->nwin[j] < f->nwin)
+                j++;
+            if (j == q->nw || q->nwin[j] != f->nwin) {
+                memmove(q->nwin + j + 1, q->nwin + j, (q->nw - j) * sizeof(*q->nwin));
+                q->nwin[j] = f->nwin;
+                q->nw++;
+            }
+        }
+    }
+    st->group_first[c->ntypes] = st->ngroups;
+    for (size_t i = 0; i < nf; i++) { /* slots are final only once every window is in */
+        const vg_feature_t *f = &c->features[i];
+        if (f->type < 0 || !is_stats_agg(f->agg))
+            continue;
+        for (size_t g = st->group_first[f->type]; g < st->group_first[f->type + 1]; g++) {
+            qgroup_t *q = &st->groups[g];
+            if (q->ring != f->ring || q->ndelay != f->ndelay)
+                continue;
+            for (size_t j = 0; j < q->nw; j++)
+                if (q->nwin[j] == f->nwin) {
+                    st->fgroup[i] = (int)g;
+                    st->fslot[i] = (int)j;
+                }
+        }
+    }
+}
+
 vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg_state_opts_t *opts,
                           char *errbuf, size_t errlen)
 {
@@ -481,7 +550,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     if (st->setcap > 65536)
         st->setcap = 65536; /* distinct counts saturate there (documented) */
     st->setbuf = vg_xmalloc(st->setcap * sizeof(*st->setbuf));
-    st->memo = vg_xcalloc(catalog->nrings + 1, sizeof(*st->memo));
+    build_groups(st);
     for (size_t r = 0; r < catalog->nrings; r++)
         st->max_growth[catalog->rings[r].type] +=
             catalog->rings[r].set_field >= 0 ? 24 : catalog->rings[r].reclen;
@@ -510,7 +579,13 @@ void vg_state_close(vg_state_t *st)
     vg_buf_free(&st->getbuf);
     vg_buf_free(&st->recbuf);
     free(st->setbuf);
-    free(st->memo);
+    for (size_t g = 0; g < st->ngroups; g++) {
+        free(st->groups[g].nwin);
+        free(st->groups[g].acc);
+    }
+    free(st->groups);
+    free(st->fgroup);
+    free(st->fslot);
     free(st);
 }
 
@@ -546,9 +621,10 @@ static int64_t floor_mod(int64_t a, int64_t b)
     return m < 0 ? m + b : m;
 }
 
-static double compute(vg_state_t *st, const vg_feature_t *f, const vg_txn_t *txn)
+static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
 {
     const vg_catalog_t *c = st->catalog;
+    const vg_feature_t *f = &c->features[fi];
     int64_t t = txn->ts_ms;
     switch (f->agg) {
     case VG_AGG_AMOUNT:
@@ -595,7 +671,8 @@ static double compute(vg_state_t *st, const vg_feature_t *f, const vg_txn_t *txn
         int has = txn->str[f->field] != NULL;
         if (f->agg == VG_AGG_NEW && !has)
             return NAN;
-        size_t n = vg_ring_query_set(&e->blob, c, f->ring, lo, hi, st->setbuf, st->setcap - 1);
+        size_t n =
+            vg_ring_query_set(&e->blob, st->roff[f->ring], lo, hi, st->setbuf, st->setcap - 1);
         uint64_t h = has ? value_hash(txn, f->field) : 0;
         int seen = 0;
         for (size_t i = 0; has && i < n && !seen; i++)
@@ -604,14 +681,7 @@ static double compute(vg_state_t *st, const vg_feature_t *f, const vg_txn_t *txn
             return seen ? 0.0 : 1.0;
         return (double)n + (cur && has && !seen ? 1 : 0);
     }
-    memo_t *m = &st->memo[f->ring];
-    if (m->gen != st->gen || m->lo != lo || m->hi != hi) {
-        vg_ring_query_stats(&e->blob, c, f->ring, lo, hi, &m->acc);
-        m->gen = st->gen;
-        m->lo = lo;
-        m->hi = hi;
-    }
-    vg_acc_t a = m->acc;
+    vg_acc_t a = st->groups[st->fgroup[fi]].acc[st->fslot[fi]];
     if (cur) {
         double x = txn->amount;
         vg_acc_merge(&a, 1, x, 0);
@@ -656,7 +726,6 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     int64_t t = txn->ts_ms;
     int64_t wm = st->watermark > t ? st->watermark : t;
     vg_err_t err;
-    st->gen++;
     /* The entities of one transaction are unrelated cache lines in a large table: issue
      * their loads together (slot, then entity, then its rings) instead of one miss after
      * another. */
@@ -696,11 +765,21 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             __builtin_prefetch(e->blob.data + off);
         st->ents[ty] = e;
     }
-    for (size_t ty = 0; ty < c->ntypes; ty++)
-        if (st->ents[ty])
-            entity_expire(st, st->ents[ty], wm);
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        vg_entity_t *e = st->ents[ty];
+        if (!e)
+            continue;
+        entity_expire(st, e, wm);
+        vg_blob_ring_offsets(&e->blob, c, (int)ty, st->roff + c->types[ty].first_ring);
+        for (size_t g = st->group_first[ty]; g < st->group_first[ty + 1]; g++) {
+            qgroup_t *q = &st->groups[g];
+            const vg_ring_def_t *rd = &c->rings[q->ring];
+            int64_t hi = vg_bucket_of(t, rd->bucket) - q->ndelay;
+            vg_ring_query_stats(&e->blob, rd, st->roff[q->ring], hi, q->nwin, q->nw, q->acc);
+        }
+    }
     for (size_t i = 0; i < c->nfeatures; i++)
-        out[i] = compute(st, &c->features[i], txn);
+        out[i] = compute(st, i, txn);
 
     uint64_t ringmask = 0;
     for (size_t ty = 0; ty < c->ntypes; ty++) {
@@ -709,15 +788,16 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             continue;
         const vg_etype_t *et = &c->types[ty];
         e = st->ents[ty] = entity_room(st, e, st->max_growth[ty]);
+        uint32_t o = VG_ENTITY_HDR; /* each add returns the next ring's offset */
         for (int r = et->first_ring; r < et->first_ring + et->nrings; r++) {
             const vg_ring_def_t *rd = &c->rings[r];
-            if (!filter_pass(c, rd->filter, txn))
-                continue;
-            if (rd->set_field >= 0) {
-                if (txn->str[rd->set_field])
-                    vg_ring_add_value(&e->blob, c, r, t, value_hash(txn, rd->set_field));
+            if (!filter_pass(c, rd->filter, txn) ||
+                (rd->set_field >= 0 && !txn->str[rd->set_field])) {
+                o = vg_ring_end(&e->blob, o);
+            } else if (rd->set_field >= 0) {
+                o = vg_ring_add_value(&e->blob, rd, o, t, value_hash(txn, rd->set_field));
             } else {
-                vg_ring_add_stats(&e->blob, c, r, t, txn->amount);
+                o = vg_ring_add_stats(&e->blob, rd, o, t, txn->amount);
                 if (rd->labels)
                     ringmask |= 1ULL << r;
             }

@@ -148,9 +148,18 @@ void vg_blob_last_geo(const vg_blob_t *blob, int64_t *ts, double *lat, double *l
     *lon = rdf(blob->data + 32);
 }
 
+void vg_blob_ring_offsets(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
+                          uint32_t *off)
+{
+    uint32_t o = VG_ENTITY_HDR;
+    for (int i = 0; i < catalog->types[type].nrings; i++) {
+        off[i] = o;
+        o += VG_RING_HDR + rd32(blob->data + o + 4);
+    }
+}
+
 /* Offset of a ring's header in the blob. */
-static uint32_t ring_off(const vg_blob_t *blob, const vg_catalog_t *catalog,
-                         const vg_ring_def_t *rd)
+static uint32_t ring_off(const vg_blob_t *blob, const vg_ring_def_t *rd)
 {
     uint32_t o = VG_ENTITY_HDR;
     for (int i = 0; i < rd->local; i++)
@@ -163,11 +172,9 @@ static inline uint32_t stat_off(unsigned mask, unsigned bit)
     return 16 + 8 * (uint32_t)__builtin_popcount(mask & (bit - 1));
 }
 
-void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
-                       double amount)
+uint32_t vg_ring_add_stats(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
+                           double amount)
 {
-    const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
     uint32_t reclen = rd->reclen;
     uint32_t nb = rd32(blob->data + o);
     int64_t k = vg_bucket_of(ts, rd->bucket);
@@ -178,7 +185,7 @@ void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
             newest = k;
         int64_t oldest = newest - rd->span + 1;
         if (k < oldest)
-            return;
+            return o + VG_RING_HDR + nb * reclen;
         uint32_t ev = 0;
         while (ev < nb && IDX(ev) < oldest)
             ev++;
@@ -234,47 +241,55 @@ void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
     }
     wr32(blob->data + o, nb);
     wr32(blob->data + o + 4, nb * reclen);
+    return o + VG_RING_HDR + nb * reclen;
 }
 
-void vg_ring_query_stats(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
-                         int64_t hi, vg_acc_t *acc)
+void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t hi,
+                         const int64_t *nwin, size_t nw, vg_acc_t *acc)
 {
-    const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
     uint32_t nb = rd32(blob->data + o);
     const uint8_t *recs = blob->data + o + VG_RING_HDR;
     unsigned m = rd->stats;
-    acc->count = acc->fraud = acc->sum = acc->m2 = 0;
-    acc->min = INFINITY;
-    acc->max = -INFINITY;
+    uint32_t osum = stat_off(m, VG_STAT_SUM), om2 = stat_off(m, VG_STAT_M2);
+    uint32_t omin = stat_off(m, VG_STAT_MIN), omax = stat_off(m, VG_STAT_MAX);
+    vg_acc_t a = {0, 0, 0, 0, INFINITY, -INFINITY};
+    size_t j = 0;
+    int64_t lo = hi - nwin[0] + 1;
+    /* Newest to oldest, as one window at a time would: each shorter window's sums are the
+     * longer walk's partial sums, bit for bit. */
     for (uint32_t i = nb; i-- > 0;) {
         const uint8_t *rec = recs + i * rd->reclen;
         int64_t idx = rdi64(rec);
         if (idx > hi)
             continue;
-        if (idx < lo)
-            break;
+        while (idx < lo) {
+            acc[j++] = a;
+            if (j == nw)
+                return;
+            lo = hi - nwin[j] + 1;
+        }
         double n = rd32(rec + 8);
-        acc->fraud += rd32(rec + 12);
+        a.fraud += rd32(rec + 12);
         if (m & VG_STAT_M2)
-            vg_acc_merge(acc, n, rdf(rec + stat_off(m, VG_STAT_SUM)),
-                         rdf(rec + stat_off(m, VG_STAT_M2)));
+            vg_acc_merge(&a, n, rdf(rec + osum), rdf(rec + om2));
         else {
-            acc->count += n;
+            a.count += n;
             if (m & VG_STAT_SUM)
-                acc->sum += rdf(rec + stat_off(m, VG_STAT_SUM));
+                a.sum += rdf(rec + osum);
         }
         if (m & VG_STAT_MIN)
-            acc->min = fmin(acc->min, rdf(rec + stat_off(m, VG_STAT_MIN)));
+            a.min = fmin(a.min, rdf(rec + omin));
         if (m & VG_STAT_MAX)
-            acc->max = fmax(acc->max, rdf(rec + stat_off(m, VG_STAT_MAX)));
+            a.max = fmax(a.max, rdf(rec + omax));
     }
+    while (j < nw)
+        acc[j++] = a;
 }
 
 int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts, int delta)
 {
     const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
+    uint32_t o = ring_off(blob, rd);
     uint32_t nb = rd32(blob->data + o);
     int64_t k = vg_bucket_of(ts, rd->bucket);
     uint8_t *recs = blob->data + o + VG_RING_HDR;
@@ -301,11 +316,9 @@ static inline uint32_t set_reclen(const uint8_t *rec)
     return 16 + 8 * rd32(rec + 8);
 }
 
-void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
-                       uint64_t hash)
+uint32_t vg_ring_add_value(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
+                           uint64_t hash)
 {
-    const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
     uint32_t nb = rd32(blob->data + o), nbytes = rd32(blob->data + o + 4);
     uint32_t start = o + VG_RING_HDR, end = start + nbytes;
     int64_t k = vg_bucket_of(ts, rd->bucket);
@@ -321,7 +334,7 @@ void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
             newest = k;
         int64_t oldest = newest - rd->span + 1;
         if (k < oldest)
-            return;
+            return end;
         uint32_t ev = 0;
         r = start;
         while (ev < nb && rdi64(blob->data + r) < oldest) {
@@ -345,9 +358,9 @@ void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
         uint32_t n = rd32(blob->data + r + 8);
         for (uint32_t j = 0; j < n; j++)
             if ((uint64_t)rdi64(blob->data + r + 16 + 8 * j) == hash)
-                return;
+                return end;
         if (n >= VG_SET_MAX)
-            return;
+            return end;
         splice(blob, r + 16 + 8 * n, 0, 8);
         wri64(blob->data + r + 16 + 8 * n, (int64_t)hash);
         wr32(blob->data + r + 8, n + 1);
@@ -362,16 +375,14 @@ void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
         nb++;
         nbytes += 24;
     }
-    (void)end;
     wr32(blob->data + o, nb);
     wr32(blob->data + o + 4, nbytes);
+    return start + nbytes;
 }
 
-size_t vg_ring_query_set(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
-                         int64_t hi, uint64_t *out, size_t cap)
+size_t vg_ring_query_set(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t *out,
+                         size_t cap)
 {
-    const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
     uint32_t nb = rd32(blob->data + o);
     uint32_t r = o + VG_RING_HDR;
     size_t n = 0;
