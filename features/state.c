@@ -99,8 +99,6 @@ struct vg_state {
     vg_arena_t txn_arena;
     txnrec_t **tslots;
     size_t ntslots, ntxns;
-    txnrec_t **sorted; /* commit's scratch: the pending records in key order */
-    size_t sortcap;
 
     vg_kv_batch_t *batch;
     vg_buf_t getbuf, recbuf;
@@ -574,7 +572,6 @@ void vg_state_close(vg_state_t *st)
     free(st->slots);
     free(st->dirty);
     free(st->tslots);
-    free(st->sorted);
     vg_arena_free(&st->txn_arena);
     vg_buf_free(&st->getbuf);
     vg_buf_free(&st->recbuf);
@@ -901,34 +898,13 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
 
 /* ---- commit ---- */
 
-static int cmp_entity(const void *a, const void *b)
-{
-    const vg_entity_t *x = *(vg_entity_t *const *)a, *y = *(vg_entity_t *const *)b;
-    if (x->type != y->type)
-        return x->type < y->type ? -1 : 1;
-    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
-    int r = memcmp(x->key, y->key, n);
-    return r ? r : (x->keylen > y->keylen) - (x->keylen < y->keylen);
-}
-
-static int cmp_txnrec(const void *a, const void *b)
-{
-    const txnrec_t *x = *(txnrec_t *const *)a, *y = *(txnrec_t *const *)b;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int r = memcmp(x->key, y->key, n);
-    return r ? r : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
 vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
                          size_t errlen)
 {
     const vg_catalog_t *c = st->catalog;
     vg_kv_batch_clear(st->batch);
-    /* In key order per family: RocksDB's memtable skiplist then inserts each key next to
-     * the previous one instead of searching from the top, the main cost of a commit. */
-    qsort(st->dirty, st->ndirty, sizeof(*st->dirty), cmp_entity);
-    for (size_t i = 0; i < st->ndirty; i++) /* if the write fails they stay dirty */
-        st->dirty[i]->dirty_idx = (uint32_t)i;
+    /* In no particular order: the families' memtables hash whole keys (kv.h point_lookups),
+     * so sorting the batch, which a skiplist would want, buys nothing. */
     for (size_t i = 0; i < st->ndirty; i++) {
         vg_entity_t *e = st->dirty[i];
         int64_t last = vg_blob_last_ts(&e->blob);
@@ -939,20 +915,10 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
             vg_kv_batch_put(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen,
                             e->blob.data, e->blob.len);
     }
-    if (st->ntxns) {
-        if (st->sortcap < st->ntxns) {
-            st->sortcap = st->ntxns * 2;
-            st->sorted = vg_xrealloc(st->sorted, st->sortcap * sizeof(*st->sorted));
-        }
-        size_t n = 0;
-        for (size_t i = 0; i < st->ntslots; i++)
-            if (st->tslots[i])
-                st->sorted[n++] = st->tslots[i];
-        qsort(st->sorted, n, sizeof(*st->sorted), cmp_txnrec);
-        for (size_t i = 0; i < n; i++) {
-            txnrec_t *r = st->sorted[i];
+    for (size_t i = 0; st->ntxns && i < st->ntslots; i++) {
+        txnrec_t *r = st->tslots[i];
+        if (r)
             vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
-        }
     }
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
                     offsets ? offsets : "", offsets ? len : 0);
