@@ -70,7 +70,7 @@ typedef struct vg_ring_def {
     unsigned stats;  /* VG_STAT_* kept (stats rings) */
     int labels;      /* 1 if a label-driven feature reads it: fraud counts are kept */
     int64_t span;    /* buckets kept: max over its features of (window + delay) / bucket */
-    uint32_t reclen; /* bytes per bucket record (stats rings) */
+    uint32_t reclen; /* set by catalog.c, unused: the encoding's is vg_stats_reclen() */
 } vg_ring_def_t;
 
 typedef struct vg_etype {
@@ -115,22 +115,31 @@ struct vg_catalog {
 
 /* ---- encoded entity state (window.c) ----
  *
- * Layout, little-endian, 8-byte aligned fields (so the cache operates on it in place):
+ * Layout, little-endian (read and written with memcpy, so nothing needs alignment; the cache
+ * operates on it in place):
  *   u32 version (VG_ENTITY_VERSION), u32 nrings
  *   i64 last_ts   greatest ts added (INT64_MIN: none)
  *   i64 geo_ts    ts of the located transaction with the greatest ts (INT64_MIN: none)
  *   f64 lat, lon  its location
- *   per ring (the type's rings in order): u32 nbuckets, u32 nbytes, then the records,
- *     ascending by bucket index, only non-empty buckets:
- *     stats ring: i64 idx, u32 count, u32 fraud, then f64 sum, m2, min, max (only those
+ *   per ring (the type's rings in order): u32 nbuckets, u32 nbytes, i64 newest (the bucket
+ *     index of its last record; 0 while empty), then the records, ascending by bucket index,
+ *     only non-empty buckets. A record keeps the low 32 bits of its bucket index: every
+ *     record lies within the ring's span (at most 10^8 buckets, catalog.c) of the newest,
+ *     so newest - (u32)(low32(newest) - stored) is its full index.
+ *     stats ring: u32 idx, u32 count, u32 fraud, then f64 sum, m2, min, max (only those
  *                 in the ring's mask, in that order; m2 = sum of squared deviations from
  *                 the bucket's mean, merged across buckets with Chan et al.'s formula so
  *                 std stays accurate when amounts are close)
- *     set ring:   i64 idx, u32 n, u32 0, then n u64 value hashes (in insertion order)
+ *     set ring:   u32 idx, u32 n (1 .. VG_SET_MAX), then n u64 value hashes (in insertion
+ *                 order)
+ * Version 1 (until this layout) had an 8-byte ring header and i64 indices (stats records 4
+ * bytes, set records 8 bytes longer): its values are refused at open, not converted.
  */
-#define VG_ENTITY_VERSION 1u
+#define VG_ENTITY_VERSION 2u
 #define VG_ENTITY_HDR     40u
-#define VG_RING_HDR       8u
+#define VG_RING_HDR       16u
+#define VG_STATS_REC_HDR  12u /* idx, count, fraud */
+#define VG_SET_REC_HDR    8u  /* idx, n */
 #define VG_SET_MAX        64u /* values kept per bucket of a set ring */
 
 typedef struct vg_blob {
@@ -145,6 +154,12 @@ typedef struct vg_acc {
     double count, fraud, sum, m2, min, max;
 } vg_acc_t;
 
+/* Bytes of one record of a stats ring. */
+static inline uint32_t vg_stats_reclen(const vg_ring_def_t *rd)
+{
+    return VG_STATS_REC_HDR + 8 * (uint32_t)__builtin_popcount(rd->stats);
+}
+
 /* floor(ts / width) for any sign of ts. */
 static inline int64_t vg_bucket_of(int64_t ts, int64_t width)
 {
@@ -155,7 +170,8 @@ static inline int64_t vg_bucket_of(int64_t ts, int64_t width)
 }
 
 void vg_blob_init_entity(vg_blob_t *blob, const vg_catalog_t *catalog, int type);
-/* Checks an encoded entity from disk against the type's layout. 0 if it fits. */
+/* Checks an encoded entity from disk against the type's layout: 0 if it fits, -2 if it has
+ * another VG_ENTITY_VERSION, -1 if it is corrupt. */
 int vg_blob_check(const uint8_t *data, size_t len, const vg_catalog_t *catalog, int type);
 int64_t vg_blob_last_ts(const vg_blob_t *blob);
 /* The offset just past the ring whose header is at o (the next ring's header). */

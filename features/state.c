@@ -283,8 +283,20 @@ static vg_entity_t *entity_get_h(vg_state_t *st, int type, const char *key, size
         vg_error("features", "%s", eb);
         return NULL;
     }
-    if (found &&
-        vg_blob_check((const uint8_t *)st->getbuf.data, st->getbuf.len, st->catalog, type) != 0) {
+    int bad =
+        found ? vg_blob_check((const uint8_t *)st->getbuf.data, st->getbuf.len, st->catalog, type)
+              : 0;
+    if (bad == -2) {
+        uint32_t v;
+        memcpy(&v, st->getbuf.data, 4);
+        vg_error("features",
+                 "state for %s %.*s has entity encoding version %u, this build reads version %u: "
+                 "rebuild the state in a new directory",
+                 st->catalog->types[type].name, (int)len, key, v, VG_ENTITY_VERSION);
+        *err = VG_ERR_STATE;
+        return NULL;
+    }
+    if (bad) {
         vg_error("features", "corrupt state for %s %.*s", st->catalog->types[type].name, (int)len,
                  key);
         *err = VG_ERR_STATE;
@@ -534,6 +546,27 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         st->watermark = rdi64(st->getbuf.data);
         __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
     }
+    /* Values all carry the same encoding version (a directory is written by one build at a
+     * time): one value per family tells whether an older build wrote them. */
+    for (size_t t = 0; t < catalog->ntypes; t++) {
+        vg_kv_iter_t *it = vg_kv_iter_new(st->kv, st->cf_type[t]);
+        vg_kv_iter_seek(it, NULL, 0);
+        uint32_t v = VG_ENTITY_VERSION;
+        size_t vlen = 0;
+        if (vg_kv_iter_valid(it)) {
+            const void *val = vg_kv_iter_value(it, &vlen);
+            if (vlen >= 4)
+                memcpy(&v, val, 4);
+        }
+        vg_kv_iter_free(it);
+        if (v != VG_ENTITY_VERSION) {
+            vg_errf(errbuf, errlen, VG_ERR_STATE,
+                    "state in %s holds entity encoding version %u, this build reads version %u: "
+                    "rebuild the state in a new directory",
+                    dir, v, VG_ENTITY_VERSION);
+            goto out_free;
+        }
+    }
 
     st->nslots = 1024;
     st->slots = vg_xcalloc(st->nslots, sizeof(*st->slots));
@@ -550,8 +583,9 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     st->setbuf = vg_xmalloc(st->setcap * sizeof(*st->setbuf));
     build_groups(st);
     for (size_t r = 0; r < catalog->nrings; r++)
-        st->max_growth[catalog->rings[r].type] +=
-            catalog->rings[r].set_field >= 0 ? 24 : catalog->rings[r].reclen;
+        st->max_growth[catalog->rings[r].type] += catalog->rings[r].set_field >= 0
+                                                      ? VG_SET_REC_HDR + 8
+                                                      : vg_stats_reclen(&catalog->rings[r]);
     return st;
 
 out_free:
