@@ -154,10 +154,17 @@ typedef struct vg_acc {
     double count, fraud, sum, m2, min, max;
 } vg_acc_t;
 
+/* Bits set in a 4-bit VG_STAT_* mask (__builtin_popcount is a libgcc call without -mpopcnt,
+ * and record offsets are computed on every ring access). */
+static inline uint32_t vg_popcount4(unsigned m)
+{
+    return (m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1) + ((m >> 3) & 1);
+}
+
 /* Bytes of one record of a stats ring. */
 static inline uint32_t vg_stats_reclen(const vg_ring_def_t *rd)
 {
-    return VG_STATS_REC_HDR + 8 * (uint32_t)__builtin_popcount(rd->stats);
+    return VG_STATS_REC_HDR + 8 * vg_popcount4(rd->stats);
 }
 
 /* floor(ts / width) for any sign of ts. */
@@ -186,8 +193,9 @@ static inline uint32_t vg_ring_end(const vg_blob_t *blob, uint32_t o)
  * off[0 .. nrings - 1]. Valid until the blob changes. */
 void vg_blob_ring_offsets(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
                           uint32_t *off);
-/* Adds one transaction to the ring whose header is at offset o. Drops it if its bucket was
- * already evicted (older than the newest bucket - span + 1). The blob must have room for one
+/* Adds one transaction, in bucket k (vg_bucket_of(ts, rd->bucket)), to the ring whose header
+ * is at offset o. Drops it if its bucket was already evicted (older than the newest bucket -
+ * span + 1). The blob must have room for one
  * more record (vg_blob_reserve, or the owner's entity_room). Returns the offset just past the
  * ring: the next ring's header, so a caller adding to every ring walks them in one pass. */
 uint32_t vg_ring_add_stats(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,

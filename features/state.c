@@ -67,6 +67,12 @@ typedef struct txnrec {
     uint8_t *val;
 } txnrec_t;
 
+/* A pending record's table slot keeps its hash: probing past other records reads no record. */
+typedef struct tslot {
+    uint64_t hash;
+    txnrec_t *rec;
+} tslot_t;
+
 typedef struct expire_ctx {
     vg_state_t *state;
     int64_t retention;
@@ -97,7 +103,7 @@ struct vg_state {
     size_t ndirty, dirtycap;
 
     vg_arena_t txn_arena;
-    txnrec_t **tslots;
+    tslot_t *tslots; /* open addressing, linear probing, keyed by txn_id */
     size_t ntslots, ntxns;
 
     vg_kv_batch_t *batch;
@@ -114,6 +120,12 @@ struct vg_state {
     size_t group_first[VG_STATE_MAX_TYPES + 1];
     int *fgroup, *fslot;         /* per feature: its group and window there (-1: none) */
     uint32_t roff[VG_MAX_RINGS]; /* ring offsets in the current transaction's entities */
+    /* The catalogue's distinct bucket widths: the current transaction's bucket index in each
+     * is computed once (a 64-bit division), not once per ring and feature. */
+    int64_t width[VG_MAX_RINGS];
+    size_t nwidths;
+    int ring_width[VG_MAX_RINGS]; /* ring -> its width's position */
+    int64_t kw[VG_MAX_RINGS];     /* the current transaction's bucket in each width */
     vg_entity_t *ents[VG_STATE_MAX_TYPES];
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
 
@@ -370,13 +382,13 @@ static void evict(vg_state_t *st)
 
 /* ---- pending transaction records ---- */
 
-static txnrec_t **txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
+static tslot_t *txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
 {
     size_t mask = st->ntslots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        txnrec_t *r = st->tslots[i];
-        if (!r || (r->hash == h && r->klen == len && memcmp(r->key, key, len) == 0))
-            return &st->tslots[i];
+        tslot_t *s = &st->tslots[i];
+        if (!s->rec || (s->hash == h && s->rec->klen == len && memcmp(s->rec->key, key, len) == 0))
+            return s;
     }
 }
 
@@ -386,22 +398,21 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
 {
     if ((st->ntxns + 1) * 2 > st->ntslots) {
         size_t n = st->ntslots * 2;
-        txnrec_t **slots = vg_xcalloc(n, sizeof(*slots));
+        tslot_t *slots = vg_xcalloc(n, sizeof(*slots));
         for (size_t i = 0; i < st->ntslots; i++) {
-            txnrec_t *r = st->tslots[i];
-            if (!r)
+            if (!st->tslots[i].rec)
                 continue;
-            size_t j = r->hash & (n - 1);
-            while (slots[j])
+            size_t j = st->tslots[i].hash & (n - 1);
+            while (slots[j].rec)
                 j = (j + 1) & (n - 1);
-            slots[j] = r;
+            slots[j] = st->tslots[i];
         }
         free(st->tslots);
         st->tslots = slots;
         st->ntslots = n;
     }
-    txnrec_t **slot = txn_slot(st, key, len, h);
-    txnrec_t *r = *slot;
+    tslot_t *slot = txn_slot(st, key, len, h);
+    txnrec_t *r = slot->rec;
     if (!r || r->vlen < vlen) {
         if (!r)
             st->ntxns++;
@@ -411,7 +422,8 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
         r->key = vg_arena_alloc(&st->txn_arena, len ? len : 1);
         memcpy(r->key, key, len);
         r->val = vg_arena_alloc(&st->txn_arena, vlen);
-        *slot = r;
+        slot->hash = h;
+        slot->rec = r;
     }
     memcpy(r->val, val, vlen);
     r->vlen = (uint32_t)vlen;
@@ -582,6 +594,14 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         st->setcap = 65536; /* distinct counts saturate there (documented) */
     st->setbuf = vg_xmalloc(st->setcap * sizeof(*st->setbuf));
     build_groups(st);
+    for (size_t r = 0; r < catalog->nrings; r++) {
+        size_t w = 0;
+        while (w < st->nwidths && st->width[w] != catalog->rings[r].bucket)
+            w++;
+        if (w == st->nwidths)
+            st->width[st->nwidths++] = catalog->rings[r].bucket;
+        st->ring_width[r] = (int)w;
+    }
     for (size_t r = 0; r < catalog->nrings; r++)
         st->max_growth[catalog->rings[r].type] += catalog->rings[r].set_field >= 0
                                                       ? VG_SET_REC_HDR + 8
@@ -695,7 +715,7 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
         return haversine_km(lat, lon, txn->lat, txn->lon) / hours;
     }
     const vg_ring_def_t *rd = &c->rings[f->ring];
-    int64_t hi = vg_bucket_of(t, f->bucket) - f->ndelay;
+    int64_t hi = st->kw[st->ring_width[f->ring]] - f->ndelay;
     int64_t lo = hi - f->nwin + 1;
     int cur = f->current && f->ndelay == 0 && filter_pass(c, rd->filter, txn);
     if (f->agg == VG_AGG_DISTINCT || f->agg == VG_AGG_NEW) {
@@ -762,6 +782,8 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
      * another. */
     uint64_t hs[VG_STATE_MAX_TYPES];
     size_t mask = st->nslots - 1;
+    for (size_t w = 0; w < st->nwidths; w++)
+        st->kw[w] = vg_bucket_of(t, st->width[w]);
     int record = c->uses_labels && txn->str[VG_F_TXN_ID];
     uint64_t txn_h = 0;
     if (record) {
@@ -805,7 +827,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         for (size_t g = st->group_first[ty]; g < st->group_first[ty + 1]; g++) {
             qgroup_t *q = &st->groups[g];
             const vg_ring_def_t *rd = &c->rings[q->ring];
-            int64_t hi = vg_bucket_of(t, rd->bucket) - q->ndelay;
+            int64_t hi = st->kw[st->ring_width[q->ring]] - q->ndelay;
             vg_ring_query_stats(&e->blob, rd, st->roff[q->ring], hi, q->nwin, q->nw, q->acc);
         }
     }
@@ -826,9 +848,10 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
                 (rd->set_field >= 0 && !txn->str[rd->set_field])) {
                 o = vg_ring_end(&e->blob, o);
             } else if (rd->set_field >= 0) {
-                o = vg_ring_add_value(&e->blob, rd, o, t, value_hash(txn, rd->set_field));
+                o = vg_ring_add_value(&e->blob, rd, o, st->kw[st->ring_width[r]],
+                                      value_hash(txn, rd->set_field));
             } else {
-                o = vg_ring_add_stats(&e->blob, rd, o, t, txn->amount);
+                o = vg_ring_add_stats(&e->blob, rd, o, st->kw[st->ring_width[r]], txn->amount);
                 if (rd->labels)
                     ringmask |= 1ULL << r;
             }
@@ -872,7 +895,7 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
         return VG_ERR_NOTFOUND;
     size_t idlen = strlen(id);
     uint64_t h = vg_hash64(id, idlen, VG_HASH_SEED);
-    txnrec_t *r = *txn_slot(st, id, idlen, h);
+    txnrec_t *r = txn_slot(st, id, idlen, h)->rec;
     vg_err_t err;
     if (!r) {
         int found = 0;
@@ -950,7 +973,7 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
                             e->blob.data, e->blob.len);
     }
     for (size_t i = 0; st->ntxns && i < st->ntslots; i++) {
-        txnrec_t *r = st->tslots[i];
+        txnrec_t *r = st->tslots[i].rec;
         if (r)
             vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
     }

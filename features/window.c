@@ -184,7 +184,7 @@ static uint32_t ring_off(const vg_blob_t *blob, const vg_ring_def_t *rd)
 
 static inline uint32_t stat_off(unsigned mask, unsigned bit)
 {
-    return VG_STATS_REC_HDR + 8 * (uint32_t)__builtin_popcount(mask & (bit - 1));
+    return VG_STATS_REC_HDR + 8 * vg_popcount4(mask & (bit - 1));
 }
 
 static inline void ring_header(vg_blob_t *blob, uint32_t o, uint32_t nb, uint32_t nbytes,
@@ -195,13 +195,12 @@ static inline void ring_header(vg_blob_t *blob, uint32_t o, uint32_t nb, uint32_
     wri64(blob->data + o + 8, newest);
 }
 
-uint32_t vg_ring_add_stats(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
+uint32_t vg_ring_add_stats(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
                            double amount)
 {
     uint32_t reclen = vg_stats_reclen(rd);
     uint32_t nb = rd32(blob->data + o);
     int64_t newest = rdi64(blob->data + o + 8);
-    int64_t k = vg_bucket_of(ts, rd->bucket);
 #define REC(i) (blob->data + o + VG_RING_HDR + (uint32_t)(i)*reclen)
 #define IDX(i) full_idx(newest, rd32(REC(i)))
     if (nb > 0) {
@@ -345,13 +344,12 @@ static inline uint32_t set_reclen(const uint8_t *rec)
     return VG_SET_REC_HDR + 8 * rd32(rec + 4);
 }
 
-uint32_t vg_ring_add_value(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
+uint32_t vg_ring_add_value(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
                            uint64_t hash)
 {
     uint32_t nb = rd32(blob->data + o), nbytes = rd32(blob->data + o + 4);
     int64_t newest = rdi64(blob->data + o + 8);
     uint32_t start = o + VG_RING_HDR;
-    int64_t k = vg_bucket_of(ts, rd->bucket);
 #define IDX(r) full_idx(newest, rd32(blob->data + (r)))
     if (nb > 0) {
         int64_t oldest = (k > newest ? k : newest) - rd->span + 1;
