@@ -822,7 +822,10 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             continue;
         for (size_t i = hs[ty] & mask; st->slots[i].ent; i = (i + 1) & mask)
             if (st->slots[i].hash == hs[ty]) {
-                __builtin_prefetch(st->slots[i].ent);
+                /* the header, key and first rings: the length is not known yet */
+                const char *p = (const char *)st->slots[i].ent;
+                for (int l = 0; l < 4; l++)
+                    __builtin_prefetch(p + 64 * l);
                 break;
             }
     }
@@ -834,7 +837,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         vg_entity_t *e = entity_get_h(st, (int)ty, txn->str[field], txn->len[field], hs[ty], &err);
         if (!e)
             return err;
-        for (uint32_t off = 0; off < e->blob.len && off < 512; off += 64)
+        for (uint32_t off = 0; off < e->blob.len && off < 2048; off += 64)
             __builtin_prefetch(e->blob.data + off);
         st->ents[ty] = e;
     }
