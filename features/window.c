@@ -7,7 +7,9 @@
  * non-empty buckets are stored; no record is older than (newest index - span + 1), so a
  * ring never holds more than span records whatever the entity's traffic. A transaction
  * whose bucket is already older than that is dropped (it is too late to count in any
- * window the ring serves). A set-ring bucket holds at most VG_SET_MAX distinct values.
+ * window the ring serves). A set-ring bucket holds at most VG_SET_MAX distinct values. The
+ * ring header holds the newest record's full index; records keep the low 32 bits of theirs,
+ * which that span bound (<= 10^8 buckets) makes unambiguous.
  */
 #include "features/internal.h"
 
