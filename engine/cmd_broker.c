@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 static const char *const topics[] = {VG_TOPIC_TRANSACTIONS, VG_TOPIC_DECISIONS, VG_TOPIC_REVIEW,
-                                     VG_TOPIC_LABELS, VG_TOPIC_DLQ};
+                                     VG_TOPIC_LABELS,       VG_TOPIC_DLQ,       VG_TOPIC_CHANGELOG};
 
 static void help(void)
 {
@@ -131,8 +131,9 @@ int vg_cmd_broker(int argc, char **argv)
     fflush(stdout);
     vg_info("broker",
             "listening on %s: %d broker(s), %d partitions per topic, topics %s, %s, %s, "
-            "%s, %s",
-            bootstraps, brokers, partitions, topics[0], topics[1], topics[2], topics[3], topics[4]);
+            "%s, %s, %s",
+            bootstraps, brokers, partitions, topics[0], topics[1], topics[2], topics[3], topics[4],
+            topics[5]);
     while (!vg_stop_requested())
         usleep(100 * 1000);
     vg_info("broker", "stopping");

@@ -50,7 +50,15 @@ static const vg_option_t run_options[] = {
      "exactly_once|at_least_once"},
     {"engine", "batch.max.messages", VG_OPT_INT, "20000", "micro-batch size bound", 1, 1000000,
      NULL},
-    {"engine", "batch.max.ms", VG_OPT_DURATION, "50ms", "micro-batch time bound", 1, 60000, NULL},
+    {"engine", "batch.max.ms", VG_OPT_DURATION, "50ms",
+     "micro-batch time bound, from the batch's first message", 1, 60000, NULL},
+    {"engine", "batch.linger.ms", VG_OPT_DURATION, "0",
+     "how long a batch waits for more once the input queue is drained (0: close it at once, "
+     "so batches are small under light traffic and full under load)",
+     0, 60000, NULL},
+    {"engine", "threads", VG_OPT_INT, "2",
+     "1 or 2: a second thread decodes and encodes half of each batch (outputs unchanged)", 1, 2,
+     NULL},
     {"engine", "reasons", VG_OPT_INT, "5", "top feature contributions on review/block decisions", 0,
      16, NULL},
     {"engine", "review.sample.rate", VG_OPT_DOUBLE, "0",
@@ -65,6 +73,10 @@ static const vg_option_t run_options[] = {
      "fsync each state commit (not needed for correctness: a state that lost its tail in a "
      "power cut is behind Kafka, and is rebuilt from the input)",
      0, 0, NULL},
+    {"engine", "state.changelog", VG_OPT_BOOL, "false",
+     "write every state change to the changelog topic in the batch's Kafka transaction, and "
+     "restore an assigned partition's state from it (for several processes in one group)",
+     0, 0, NULL},
     {"engine", "cache.bytes", VG_OPT_INT, "0", "state cache bound in bytes (0: store default)", 0,
      1e12, NULL},
     {"engine", "http", VG_OPT_STRING, "127.0.0.1:9464", "address of /metrics, /health, /ready", 0,
@@ -76,6 +88,8 @@ static const vg_option_t run_options[] = {
     {"topics", "decisions", VG_OPT_STRING, VG_TOPIC_DECISIONS, "every decision", 0, 0, NULL},
     {"topics", "review", VG_OPT_STRING, VG_TOPIC_REVIEW, "cases for analysts", 0, 0, NULL},
     {"topics", "dlq", VG_OPT_STRING, VG_TOPIC_DLQ, "dead letters (bad input)", 0, 0, NULL},
+    {"topics", "changelog", VG_OPT_STRING, VG_TOPIC_CHANGELOG,
+     "state changelog: as many partitions as transactions; compacted in production", 0, 0, NULL},
 };
 
 /* Flags that are shorthands for config keys. */
@@ -94,6 +108,7 @@ static const struct {
     {"guarantee", "engine", "processing.guarantee"},
     {"batch-size", "engine", "batch.max.messages"},
     {"batch-ms", "engine", "batch.max.ms"},
+    {"batch-linger", "engine", "batch.linger.ms"},
     {"http", "engine", "http"},
     {"log-level", "engine", "log.level"},
 };
@@ -117,6 +132,7 @@ static void help(void)
            "  --guarantee G          = [engine] processing.guarantee\n"
            "  --batch-size N         = [engine] batch.max.messages\n"
            "  --batch-ms DURATION    = [engine] batch.max.ms\n"
+           "  --batch-linger DUR     = [engine] batch.linger.ms\n"
            "  --http HOST:PORT       = [engine] http\n"
            "  --log-level LEVEL      = [engine] log.level\n"
            "  --set SECTION.KEY=V    any option, e.g. --set kafka.linger.ms=5\n"
@@ -142,7 +158,19 @@ typedef struct vg_tp {
     int64_t next;      /* next offset to read (what is committed) */
     int64_t emit_from; /* offsets below this only rebuild state */
     int assigned;
+    int changed; /* transactions partition: its changelog partition gets a marker this batch */
 } vg_tp_t;
+
+/* Topic indices of vg_tp_t: the two inputs, and the changelog (whose `next` is how far the
+ * local state reflects it, for restoring only the tail). */
+enum { TP_TXNS = 0, TP_LABELS = 1, TP_CHANGELOG = 2, TP_TOPICS = 3 };
+
+/* A changelog record read during a restore, held until its batch's marker is read. */
+typedef struct vg_pending {
+    int32_t partition;
+    char *key, *value; /* value NULL: tombstone */
+    size_t klen, vlen;
+} vg_pending_t;
 
 typedef struct vg_run {
     vg_config_t *config;
@@ -154,8 +182,8 @@ typedef struct vg_run {
     int eos;
     vg_tp_t *tps;
     size_t ntps;
-    size_t *tp_slot[2]; /* per topic, by partition: index + 1 into tps (0: none yet) */
-    size_t tp_nslot[2];
+    size_t *tp_slot[TP_TOPICS]; /* per topic, by partition: index + 1 into tps (0: none) */
+    size_t tp_nslot[TP_TOPICS];
     vg_assignment_t *done; /* the offsets a batch moves to, one per partition held */
     /* metrics */
     vg_hist_t e2e, proc, batch_sizes;
@@ -167,6 +195,20 @@ typedef struct vg_run {
     float *lat;            /* every end-to-end latency (s), for exact quantiles at exit */
     size_t nlat, caplat;
     int64_t first_msg_ns, last_commit_ns;
+    /* the changelog (state.changelog) */
+    const char *changelog; /* its topic, NULL when off */
+    const char *brokers;
+    const vg_kprop_t *props;
+    size_t nprops;
+    vg_buf_t clkey, clval;
+    vg_err_t clerr; /* first error while producing a batch's changelog */
+    char clerrbuf[VG_ERRLEN];
+    vg_pending_t *pending;
+    size_t npending, cappending;
+    uint64_t cl_records, cl_discarded;
+    uint64_t restored_records, restored_bytes, restored_partitions;
+    double restore_secs;
+    int fatal; /* a restore failed inside the rebalance callback: stop */
 } vg_run_t;
 
 /* The record of a partition, created on first sight; O(1), since it runs per message. */
@@ -185,7 +227,7 @@ static vg_tp_t *tp_get(vg_run_t *r, int topic_idx, int32_t partition)
     r->tps = vg_xrealloc(r->tps, (r->ntps + 1) * sizeof(*r->tps));
     r->done = vg_xrealloc(r->done, (r->ntps + 1) * sizeof(*r->done));
     vg_tp_t *tp = &r->tps[r->ntps++];
-    *tp = (vg_tp_t){topic_idx, partition, -1, 0, 0};
+    *tp = (vg_tp_t){.topic_idx = topic_idx, .partition = partition, .next = -1};
     r->tp_slot[topic_idx][p] = r->ntps;
     return tp;
 }
@@ -209,7 +251,7 @@ static void offsets_decode(vg_run_t *r, const char *blob, size_t len)
     while (line && *line) {
         int t, p;
         long long next;
-        if (sscanf(line, "%d %d %lld", &t, &p, &next) == 3 && t >= 0 && t < 2)
+        if (sscanf(line, "%d %d %lld", &t, &p, &next) == 3 && t >= 0 && t < TP_TOPICS)
             tp_get(r, t, p)->next = next;
         line = strchr(line, '\n');
         if (line)
@@ -218,10 +260,34 @@ static void offsets_decode(vg_run_t *r, const char *blob, size_t len)
     free(copy);
 }
 
+static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t n);
+
+/* "transactions [0 3 7], labels [1 2]": what this process holds after a rebalance. */
+static void log_holdings(const vg_run_t *r)
+{
+    vg_buf_t b;
+    vg_buf_init(&b);
+    for (int t = TP_TXNS; t <= TP_LABELS; t++) {
+        size_t n = 0;
+        vg_buf_printf(&b, "%s%s [", t ? ", " : "", r->topics[t]);
+        for (size_t p = 0; p < r->tp_nslot[t]; p++) {
+            size_t slot = r->tp_slot[t][p];
+            if (slot && r->tps[slot - 1].assigned)
+                vg_buf_printf(&b, n++ ? " %zu" : "%zu", p);
+        }
+        vg_buf_putc(&b, ']');
+    }
+    vg_buf_putc(&b, '\0');
+    vg_info("run", "holding %s", b.data);
+    vg_buf_free(&b);
+}
+
 static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size_t n)
 {
     vg_run_t *r = opaque;
     r->last_input_ms = vg_now_ms();
+    if (!revoked && r->changelog && r->pipeline && !r->fatal)
+        changelog_restore(r, parts, n);
     for (size_t i = 0; i < n; i++) {
         if (parts[i].topic_idx < 0)
             continue;
@@ -252,6 +318,7 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
         if (tp->next < 0 && parts[i].start >= 0)
             tp->next = parts[i].start;
     }
+    log_holdings(r);
 }
 
 /* ---- outputs ---- */
@@ -284,6 +351,211 @@ static vg_err_t emit(void *opaque, const vg_output_t *out)
     if (err)
         vg_error("run", "%s", errbuf);
     return err;
+}
+
+/* ---- the changelog ----
+ *
+ * With state.changelog, each batch's Kafka transaction also carries, for every transactions
+ * partition p this process holds and the batch touched: one record per entity of p that the
+ * batch changed (key "TYPE/ID", value the entity's encoded state, a tombstone when it expired),
+ * then a marker (key "@offsets", value "next=N catalog=V": the input offset the state now
+ * reflects). Both go to changelog partition p, so the changelog is exactly the committed state.
+ * A process assigned p reads changelog p from where its own state left it and applies each
+ * batch's records when it reads the batch's marker; records after the last marker belong to
+ * a batch that never committed (on a broker without abort markers, like the local one) and are
+ * dropped. Then it reads the input from the marker's offset.
+ */
+
+#define CL_MARKER "@offsets"
+
+static void on_change(void *opaque, int32_t part, const char *entity, const char *key, size_t klen,
+                      const void *value, size_t vlen)
+{
+    vg_run_t *r = opaque;
+    /* Only partitions held now: an entity of a partition that moved away (changed here by a
+     * late label) belongs to its new owner's changelog. */
+    if (r->clerr || part < 0 || (size_t)part >= r->tp_nslot[TP_TXNS] || !r->tp_slot[TP_TXNS][part])
+        return;
+    vg_tp_t *tp = &r->tps[r->tp_slot[TP_TXNS][part] - 1];
+    if (!tp->assigned)
+        return;
+    vg_buf_reset(&r->clkey);
+    vg_buf_printf(&r->clkey, "%s/", entity);
+    vg_buf_append(&r->clkey, key, klen);
+    vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+    r->clerr = vg_producer_send_to(r->producer, r->changelog, part, r->clkey.data, r->clkey.len,
+                                   value, vlen, &h, 1, r->clerrbuf, sizeof(r->clerrbuf));
+    tp->changed = 1;
+    r->cl_records++;
+}
+
+/* Queues this batch's changelog: the changed entities, then a marker per partition touched. */
+static vg_err_t changelog_send(vg_run_t *r, char *errbuf, size_t errlen)
+{
+    r->clerr = VG_OK;
+    vg_pipeline_changes(r->pipeline, on_change, r);
+    if (r->clerr)
+        return vg_errf(errbuf, errlen, r->clerr, "changelog: %s", r->clerrbuf);
+    vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+    for (size_t i = 0; i < r->ntps; i++) {
+        vg_tp_t *tp = &r->tps[i];
+        if (tp->topic_idx != TP_TXNS || !tp->changed)
+            continue;
+        vg_buf_reset(&r->clval);
+        vg_buf_printf(&r->clval, "next=%lld catalog=%s", (long long)tp->next,
+                      vg_pipeline_catalog_version(r->pipeline));
+        vg_err_t err = vg_producer_send_to(r->producer, r->changelog, tp->partition, CL_MARKER,
+                                           strlen(CL_MARKER), r->clval.data, r->clval.len, &h, 1,
+                                           errbuf, errlen);
+        if (err)
+            return err;
+    }
+    return VG_OK;
+}
+
+/* After the Kafka commit: how far each changelog partition written now reflects our state. */
+static void changelog_committed(vg_run_t *r)
+{
+    for (size_t i = 0; i < r->ntps; i++) {
+        if (r->tps[i].topic_idx != TP_TXNS || !r->tps[i].changed)
+            continue;
+        r->tps[i].changed = 0;
+        int64_t last = vg_producer_tracked(r->producer, r->tps[i].partition);
+        if (last >= 0)
+            tp_get(r, TP_CHANGELOG, r->tps[i].partition)->next = last + 1;
+    }
+}
+
+/* Drops the held records of one partition (all of them if partition < 0). */
+static void pending_drop(vg_run_t *r, int32_t partition)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->npending; i++) {
+        if (partition < 0 || r->pending[i].partition == partition) {
+            free(r->pending[i].key);
+            free(r->pending[i].value);
+        } else {
+            r->pending[k++] = r->pending[i];
+        }
+    }
+    r->npending = k;
+}
+
+static vg_err_t on_restore_record(void *opaque, int32_t part, int64_t offset, const void *key,
+                                  size_t klen, const void *value, size_t vlen, char *errbuf,
+                                  size_t errlen)
+{
+    vg_run_t *r = opaque;
+    if (klen == strlen(CL_MARKER) && memcmp(key, CL_MARKER, klen) == 0) {
+        long long next;
+        char catalog[64];
+        char text[256];
+        snprintf(text, sizeof(text), "%.*s", (int)(vlen < 255 ? vlen : 255),
+                 value ? (const char *)value : "");
+        if (sscanf(text, "next=%lld catalog=%63s", &next, catalog) != 2)
+            return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                           "%s [%d] offset %lld: bad marker '%s' (expected next=N catalog=V)",
+                           r->changelog, (int)part, (long long)offset, text);
+        if (strcmp(catalog, vg_pipeline_catalog_version(r->pipeline)) != 0)
+            return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                           "%s [%d] was written under catalogue %s, this engine runs %s: restore "
+                           "needs the same catalogue (use a new changelog topic for a new one)",
+                           r->changelog, (int)part, catalog,
+                           vg_pipeline_catalog_version(r->pipeline));
+        for (size_t i = 0; i < r->npending; i++) {
+            vg_pending_t *pr = &r->pending[i];
+            if (pr->partition != part)
+                continue;
+            char *slash = memchr(pr->key, '/', pr->klen);
+            if (!slash)
+                return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                               "%s [%d]: record key '%.*s' is not TYPE/ID", r->changelog, (int)part,
+                               (int)pr->klen, pr->key);
+            *slash = '\0';
+            vg_err_t err = vg_pipeline_restore(r->pipeline, pr->key, slash + 1,
+                                               pr->klen - (size_t)(slash - pr->key) - 1, pr->value,
+                                               pr->vlen, errbuf, errlen);
+            if (err)
+                return err;
+            r->restored_records++;
+        }
+        pending_drop(r, part);
+        vg_tp_t *tp = tp_get(r, TP_TXNS, part);
+        if (next > tp->next)
+            tp->next = next;
+        tp_get(r, TP_CHANGELOG, part)->next = offset + 1;
+        return VG_OK;
+    }
+    if (r->npending == r->cappending) {
+        r->cappending = r->cappending ? r->cappending * 2 : 1024;
+        r->pending = vg_xrealloc(r->pending, r->cappending * sizeof(*r->pending));
+    }
+    vg_pending_t *pr = &r->pending[r->npending++];
+    pr->partition = part;
+    pr->key = vg_xmalloc(klen + 1);
+    memcpy(pr->key, key, klen);
+    pr->klen = klen;
+    pr->value = value ? vg_xmalloc(vlen ? vlen : 1) : NULL;
+    if (value)
+        memcpy(pr->value, value, vlen);
+    pr->vlen = vlen;
+    return VG_OK;
+}
+
+/* Restores the state of newly assigned transactions partitions from their changelog tail,
+ * then commits it. On failure sets r->fatal: the loop stops (a restart retries). */
+static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t n)
+{
+    vg_readpos_t *pos = vg_xcalloc(n, sizeof(*pos));
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].topic_idx == TP_TXNS) {
+            int64_t from = tp_get(r, TP_CHANGELOG, parts[i].partition)->next;
+            pos[np++] = (vg_readpos_t){.partition = parts[i].partition,
+                                       .from = from >= 0 ? from : VG_OFFSET_BEGINNING};
+        }
+    char errbuf[VG_ERRLEN];
+    int64_t t0 = vg_mono_ns();
+    vg_err_t err = vg_topic_read(r->brokers, r->props, r->nprops, r->changelog, pos, np, 30000,
+                                 on_restore_record, r, errbuf, sizeof(errbuf));
+    double secs = (double)(vg_mono_ns() - t0) / 1e9;
+    uint64_t msgs = 0, bytes = 0;
+    for (size_t i = 0; i < np; i++) {
+        vg_debug("run", "restore: %s [%d] from %lld to %lld: %llu records", r->changelog,
+                 (int)pos[i].partition, (long long)pos[i].from, (long long)pos[i].end,
+                 (unsigned long long)pos[i].messages);
+        msgs += pos[i].messages;
+        bytes += pos[i].bytes;
+    }
+    r->cl_discarded += r->npending;
+    if (!err && r->npending)
+        vg_warn("run",
+                "restore: dropped %zu changelog records after the last marker: a batch that "
+                "never committed",
+                r->npending);
+    pending_drop(r, -1);
+    vg_buf_t offsets;
+    vg_buf_init(&offsets);
+    if (!err) {
+        offsets_encode(r, &offsets);
+        err = vg_pipeline_commit(r->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf));
+    }
+    vg_buf_free(&offsets);
+    if (err) {
+        vg_error("run", "restoring state from %s failed: %s", r->changelog, errbuf);
+        r->fatal = 1;
+    } else if (msgs > 0) {
+        r->restored_partitions += np;
+        r->restored_bytes += bytes;
+        r->restore_secs += secs;
+        vg_info("run",
+                "restored %zu partition(s) from %s: %llu records, %.1f MB in %.2f s (%.0f "
+                "records/s, %.1f MB/s)",
+                np, r->changelog, (unsigned long long)msgs, (double)bytes / 1e6, secs,
+                (double)msgs / (secs > 0 ? secs : 1e-9),
+                (double)bytes / 1e6 / (secs > 0 ? secs : 1e-9));
+    }
+    free(pos);
 }
 
 /* ---- metrics ---- */
@@ -352,6 +624,26 @@ static void write_metrics(vg_run_t *r, vg_buf_t *b)
                   (unsigned long long)s->model_reload_failures, (unsigned long long)r->commits,
                   (unsigned long long)r->aborts,
                   (unsigned long long)vg_consumer_offset_resets(r->consumer));
+    if (r->changelog)
+        vg_buf_printf(b,
+                      "# HELP vigil_changelog_records_total Entity records written to the "
+                      "changelog.\n# TYPE vigil_changelog_records_total counter\n"
+                      "vigil_changelog_records_total %llu\n"
+                      "# HELP vigil_restore_records_total Changelog records applied by restores.\n"
+                      "# TYPE vigil_restore_records_total counter\n"
+                      "vigil_restore_records_total %llu\n"
+                      "# HELP vigil_restore_bytes_total Changelog bytes read by restores.\n"
+                      "# TYPE vigil_restore_bytes_total counter\n"
+                      "vigil_restore_bytes_total %llu\n"
+                      "# HELP vigil_restore_seconds_total Time spent restoring state.\n"
+                      "# TYPE vigil_restore_seconds_total counter\n"
+                      "vigil_restore_seconds_total %.3f\n"
+                      "# HELP vigil_restore_partitions_total Partitions restored from the "
+                      "changelog.\n# TYPE vigil_restore_partitions_total counter\n"
+                      "vigil_restore_partitions_total %llu\n",
+                      (unsigned long long)r->cl_records, (unsigned long long)r->restored_records,
+                      (unsigned long long)r->restored_bytes, r->restore_secs,
+                      (unsigned long long)r->restored_partitions);
     vg_buf_printf(b, "# HELP vigil_consumer_lag Messages behind the high watermark, by "
                      "partition.\n# TYPE vigil_consumer_lag gauge\n");
     for (size_t i = 0; i < r->nlags; i++)
@@ -541,6 +833,7 @@ int vg_cmd_run(int argc, char **argv)
     popts.review_sample_rate = vg_config_double(r->config, "engine", "review.sample.rate");
     popts.review_band_low = vg_config_double(r->config, "engine", "review.band.low");
     popts.review_band_high = vg_config_double(r->config, "engine", "review.band.high");
+    popts.threads = (int)vg_config_int(r->config, "engine", "threads");
     if (!passthrough)
         r->pipeline = vg_pipeline_new(&popts, errbuf, sizeof(errbuf));
     if (!r->pipeline && !passthrough) {
@@ -571,10 +864,18 @@ int vg_cmd_run(int argc, char **argv)
         vg_error("run", "%s", errbuf);
         goto out;
     }
+    if (r->pipeline && vg_config_bool(r->config, "engine", "state.changelog")) {
+        r->changelog = vg_config_str(r->config, "topics", "changelog");
+        r->brokers = brokers;
+        r->props = props;
+        r->nprops = nprops;
+        vg_producer_track(r->producer, r->changelog);
+    }
     const char *outputs[] = {vg_config_str(r->config, "topics", "decisions"),
                              vg_config_str(r->config, "topics", "review"),
-                             vg_config_str(r->config, "topics", "dlq")};
-    vg_producer_warm(r->producer, outputs, VG_ARRAY_LEN(outputs));
+                             vg_config_str(r->config, "topics", "dlq"),
+                             vg_config_str(r->config, "topics", "changelog")};
+    vg_producer_warm(r->producer, outputs, VG_ARRAY_LEN(outputs) - !r->changelog);
     r->consumer = vg_consumer_new(brokers, group, r->topics, 2, props, nprops, on_rebalance, r,
                                   errbuf, sizeof(errbuf));
     if (!r->consumer) {
@@ -613,6 +914,7 @@ int vg_cmd_run(int argc, char **argv)
     long crash_after_kafka_commit = crash_env ? strtol(crash_env, NULL, 10) : 0;
     size_t max_batch = (size_t)vg_config_int(r->config, "engine", "batch.max.messages");
     int batch_ms = (int)vg_config_int(r->config, "engine", "batch.max.ms");
+    int linger_ms = (int)vg_config_int(r->config, "engine", "batch.linger.ms");
     int64_t reload_every = vg_config_int(r->config, "engine", "reload.interval");
     vg_msg_t *msgs = vg_xcalloc(max_batch, sizeof(*msgs));
     vg_input_t *inputs = vg_xcalloc(max_batch, sizeof(*inputs));
@@ -643,7 +945,11 @@ int vg_cmd_run(int argc, char **argv)
         size_t want = max_batch;
         if (max_messages && max_messages - total < want)
             want = (size_t)(max_messages - total);
-        size_t n = vg_consumer_poll(r->consumer, msgs, want, batch_ms);
+        size_t n = vg_consumer_poll(r->consumer, msgs, want, 100, batch_ms, linger_ms);
+        if (r->fatal) {
+            status = 1;
+            break;
+        }
         if (n == 0) {
             if (idle_exit_ms && vg_now_ms() - r->last_input_ms >= idle_exit_ms) {
                 vg_info("run", "no input for %lld ms: stopping", (long long)idle_exit_ms);
@@ -667,6 +973,8 @@ int vg_cmd_run(int argc, char **argv)
                 .emit = msgs[i].offset >= tp->emit_from,
             };
             r->consumed[msgs[i].topic_idx == 1]++;
+            if (msgs[i].topic_idx == TP_TXNS)
+                tp->changed = 1;
             /* the offset this batch moves the partition to, for Kafka and for the state */
             if (msgs[i].offset + 1 > tp->next)
                 tp->next = msgs[i].offset + 1;
@@ -691,6 +999,11 @@ int vg_cmd_run(int argc, char **argv)
                 break;
             }
         } else if (vg_pipeline_process(r->pipeline, inputs, n, &sink, errbuf, sizeof(errbuf))) {
+            vg_error("run", "%s", errbuf);
+            status = 1;
+            break;
+        }
+        if (r->changelog && changelog_send(r, errbuf, sizeof(errbuf))) {
             vg_error("run", "%s", errbuf);
             status = 1;
             break;
@@ -731,6 +1044,8 @@ int vg_cmd_run(int argc, char **argv)
         /* Decisions are visible to readers from here (Kafka commit, or delivery acks): the
          * end-to-end latency ends now, not after the state commit that follows. */
         int64_t t2 = vg_mono_ns(), committed_ms = vg_now_ms();
+        if (r->changelog)
+            changelog_committed(r);
         offsets_encode(r, &offsets);
         if (r->pipeline &&
             vg_pipeline_commit(r->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf))) {
@@ -797,8 +1112,15 @@ out:
     vg_config_free(r->config);
     free(r->tps);
     free(r->done);
-    free(r->tp_slot[0]);
-    free(r->tp_slot[1]);
+    for (int t = 0; t < TP_TOPICS; t++)
+        free(r->tp_slot[t]);
+    for (size_t i = 0; i < r->npending; i++) {
+        free(r->pending[i].key);
+        free(r->pending[i].value);
+    }
+    free(r->pending);
+    vg_buf_free(&r->clkey);
+    vg_buf_free(&r->clval);
     free(r->lat);
     return status;
 }

@@ -216,7 +216,7 @@ vg_err_t vg_duration_parse(const char *s, int64_t *ms)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || errno || !(v > 0))
+    if (end == s || errno || !(v >= 0))
         return VG_ERR_INPUT;
     double mult;
     if (*end == '\0' || strcmp(end, "ms") == 0)
@@ -234,7 +234,7 @@ vg_err_t vg_duration_parse(const char *s, int64_t *ms)
     else
         return VG_ERR_INPUT;
     double r = v * mult;
-    if (r < 1 || r > 9e15)
+    if ((r < 1 && r != 0) || r > 9e15)
         return VG_ERR_INPUT;
     *ms = (int64_t)llround(r);
     return VG_OK;

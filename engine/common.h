@@ -83,7 +83,8 @@ void vg_civil_from_days(int64_t days, int *y, unsigned *m, unsigned *d);
 
 /*
  * Parses a duration "10m", "1h", "7d", "30s", "500ms" or a bare number of milliseconds
- * into milliseconds. Returns VG_ERR_INPUT on anything else or a non-positive value.
+ * into milliseconds. Returns VG_ERR_INPUT on anything else, a negative value, or one below 1 ms
+ * other than 0 (callers that need a positive duration check for 0).
  */
 vg_err_t vg_duration_parse(const char *s, int64_t *ms);
 

@@ -89,6 +89,9 @@ struct vg_producer {
     uint64_t delivered, failed; /* since the start, for counts */
     uint64_t unreported;        /* failures not yet returned by send/flush/commit */
     char last_error[256];
+    char *track_topic; /* vg_producer_track(): the greatest delivered offset per partition */
+    int64_t *tracked;
+    size_t ntracked;
 };
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -100,6 +103,19 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         snprintf(p->last_error, sizeof(p->last_error), "%s", rd_kafka_err2str(m->err));
     } else {
         p->delivered++;
+        if (p->track_topic && m->rkt && m->partition >= 0 &&
+            strcmp(rd_kafka_topic_name(m->rkt), p->track_topic) == 0) {
+            size_t i = (size_t)m->partition;
+            if (i >= p->ntracked) {
+                size_t n = (i + 1) * 2;
+                p->tracked = vg_xrealloc(p->tracked, n * sizeof(*p->tracked));
+                for (size_t k = p->ntracked; k < n; k++)
+                    p->tracked[k] = -1;
+                p->ntracked = n;
+            }
+            if (m->offset > p->tracked[i])
+                p->tracked[i] = m->offset;
+        }
     }
 }
 
@@ -201,6 +217,8 @@ void vg_producer_free(vg_producer_t *p)
         return;
     rd_kafka_flush(p->rk, 10000);
     rd_kafka_destroy(p->rk);
+    free(p->track_topic);
+    free(p->tracked);
     free(p);
 }
 
@@ -210,6 +228,15 @@ vg_err_t vg_producer_send_h(vg_producer_t *p, const char *topic, const void *key
 {
     if (nheaders == 0)
         return vg_producer_send(p, topic, key, keylen, value, valuelen, errbuf, errlen);
+    return vg_producer_send_to(p, topic, VG_PARTITION_ANY, key, keylen, value, valuelen, headers,
+                               nheaders, errbuf, errlen);
+}
+
+vg_err_t vg_producer_send_to(vg_producer_t *p, const char *topic, int32_t partition,
+                             const void *key, size_t keylen, const void *value, size_t valuelen,
+                             const vg_kheader_t *headers, size_t nheaders, char *errbuf,
+                             size_t errlen)
+{
     for (;;) {
         /* producev takes ownership of the headers only on success. */
         rd_kafka_headers_t *hdrs = rd_kafka_headers_new(nheaders);
@@ -217,9 +244,10 @@ vg_err_t vg_producer_send_h(vg_producer_t *p, const char *topic, const void *key
             rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
                                 (ssize_t)headers[i].len);
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
-            RD_KAFKA_V_VALUE((void *)value, valuelen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_PARTITION(partition == VG_PARTITION_ANY ? RD_KAFKA_PARTITION_UA : partition),
+            RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, value ? valuelen : 0),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (!err)
             break;
         rd_kafka_headers_destroy(hdrs);
@@ -230,6 +258,17 @@ vg_err_t vg_producer_send_h(vg_producer_t *p, const char *topic, const void *key
     }
     rd_kafka_poll(p->rk, 0);
     return VG_OK;
+}
+
+void vg_producer_track(vg_producer_t *p, const char *topic)
+{
+    free(p->track_topic);
+    p->track_topic = vg_xstrdup(topic);
+}
+
+int64_t vg_producer_tracked(const vg_producer_t *p, int32_t partition)
+{
+    return partition >= 0 && (size_t)partition < p->ntracked ? p->tracked[partition] : -1;
 }
 
 /* ---- consumer ---- */
@@ -368,18 +407,40 @@ static void release_held(vg_consumer_t *c)
     c->nheld = 0;
 }
 
-size_t vg_consumer_poll(vg_consumer_t *c, vg_msg_t *msgs, size_t max, int timeout_ms)
+/* Takes up to max - got more messages into c->held[got..], waiting up to timeout_ms for them. */
+static size_t take(vg_consumer_t *c, size_t got, size_t max, int timeout_ms)
+{
+    ssize_t k = rd_kafka_consume_batch_queue(c->queue, timeout_ms, c->held + got, max - got);
+    return k > 0 ? (size_t)k : 0;
+}
+
+size_t vg_consumer_poll(vg_consumer_t *c, vg_msg_t *msgs, size_t max, int wait_ms, int max_ms,
+                        int linger_ms)
 {
     release_held(c);
     if (c->capheld < max) {
         c->held = vg_xrealloc(c->held, max * sizeof(*c->held));
         c->capheld = max;
     }
-    ssize_t got = rd_kafka_consume_batch_queue(c->queue, timeout_ms, c->held, max);
-    if (got < 0)
-        return 0;
+    size_t got = take(c, 0, max > 0 ? 1 : 0, wait_ms);
+    if (got > 0) {
+        int64_t start = vg_mono_ns();
+        for (;;) {
+            size_t k = take(c, got, max, 0); /* what is already queued */
+            got += k;
+            int64_t left = max_ms - (vg_mono_ns() - start) / 1000000;
+            if (got == max || left <= 0)
+                break;
+            if (k == 0) { /* the queue ran dry: linger for one more, or close the batch */
+                int t = linger_ms < left ? linger_ms : (int)left;
+                if (t <= 0 || (k = take(c, got, got + 1, t)) == 0)
+                    break;
+                got += k;
+            }
+        }
+    }
     size_t n = 0;
-    for (ssize_t i = 0; i < got; i++) {
+    for (size_t i = 0; i < got; i++) {
         rd_kafka_message_t *m = c->held[i];
         if (m->err) {
             if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
@@ -552,4 +613,106 @@ vg_err_t vg_producer_abort(vg_producer_t *p, char *errbuf, size_t errlen)
     rd_kafka_error_t *error = rd_kafka_abort_transaction(p->rk, 60000);
     p->unreported = 0;
     return error ? txn_error(error, "abort transaction", errbuf, errlen) : VG_OK;
+}
+
+/* ---- reading partitions to their end (changelog restore) ---- */
+
+vg_err_t vg_topic_read(const char *brokers, const vg_kprop_t *props, size_t nprops,
+                       const char *topic, vg_readpos_t *parts, size_t n, int stall_ms,
+                       vg_record_cb *cb, void *opaque, char *errbuf, size_t errlen)
+{
+    if (n == 0)
+        return VG_OK;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char rderr[256];
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    /* librdkafka wants a group.id even for assign(); this one never joins nor commits. */
+    if (conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) ||
+        conf_set(conf, "group.id", "vigil-reader", errbuf, errlen) ||
+        conf_set(conf, "fetch.wait.max.ms", "10", errbuf, errlen) ||
+        conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
+        conf_set(conf, "enable.partition.eof", "true", errbuf, errlen) ||
+        conf_set(conf, "isolation.level", "read_committed", errbuf, errlen) ||
+        conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return VG_ERR_KAFKA;
+    }
+    for (size_t i = 0; i < nprops; i++)
+        if (strcmp(props[i].key, "group.id") != 0 &&
+            conf_set(conf, props[i].key, props[i].value, errbuf, errlen)) {
+            rd_kafka_conf_destroy(conf);
+            return VG_ERR_KAFKA;
+        }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "cannot create consumer: %s", rderr);
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        parts[i].end = parts[i].from >= 0 ? parts[i].from : 0;
+        parts[i].messages = parts[i].bytes = 0;
+        rd_kafka_topic_partition_list_add(l, topic, parts[i].partition)->offset =
+            parts[i].from >= 0 ? parts[i].from : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    vg_err_t err = VG_OK;
+    rd_kafka_resp_err_t kerr = rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (kerr)
+        err = vg_errf(errbuf, errlen, VG_ERR_KAFKA, "assigning %s: %s", topic,
+                      rd_kafka_err2str(kerr));
+    /* How much there is, for the progress log of a long read. */
+    int64_t total = 0, read = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(rk, topic, parts[i].partition, &lo, &hi, 5000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            total += hi - (parts[i].from > lo ? parts[i].from : lo);
+    }
+    size_t left = n;
+    uint8_t *done = vg_xcalloc(n, 1);
+    int64_t last_progress = vg_now_ms(), last_log = last_progress;
+    while (!err && left > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            if (vg_now_ms() - last_progress > stall_ms)
+                err = vg_errf(errbuf, errlen, VG_ERR_KAFKA,
+                              "reading %s: no progress for %d ms (%zu partitions not at their end)",
+                              topic, stall_ms, left);
+            continue;
+        }
+        last_progress = vg_now_ms();
+        if (last_progress - last_log >= 2000) {
+            vg_info("kafka", "reading %s: %lld of ~%lld messages (%.0f%%)", topic, (long long)read,
+                    (long long)total, total > 0 ? 100.0 * (double)read / (double)total : 100.0);
+            last_log = last_progress;
+        }
+        size_t i = 0;
+        while (i < n && parts[i].partition != m->partition)
+            i++;
+        vg_readpos_t *pos = i < n && !done[i] ? &parts[i] : NULL;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (pos) {
+                pos->end = m->offset;
+                done[i] = 1;
+                left--;
+            }
+        } else if (m->err) {
+            err = vg_errf(errbuf, errlen, VG_ERR_KAFKA, "reading %s [%d]: %s", topic,
+                          (int)m->partition, rd_kafka_message_errstr(m));
+        } else if (pos) {
+            read++;
+            pos->end = m->offset + 1;
+            pos->messages++;
+            pos->bytes += m->key_len + m->len;
+            err = cb(opaque, m->partition, m->offset, m->key, m->key_len, m->payload, m->len,
+                     errbuf, errlen);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(done);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return err;
 }

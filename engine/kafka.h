@@ -16,6 +16,7 @@
 #define VG_TOPIC_REVIEW       "review"
 #define VG_TOPIC_LABELS       "labels"
 #define VG_TOPIC_DLQ          "transactions.dlq"
+#define VG_TOPIC_CHANGELOG    "vigil.changelog"
 
 /* A librdkafka property. */
 typedef struct vg_kprop {
@@ -75,6 +76,19 @@ vg_err_t vg_producer_send_h(vg_producer_t *producer, const char *topic, const vo
                             const vg_kheader_t *headers, size_t nheaders, char *errbuf,
                             size_t errlen);
 
+/* vg_producer_send_h() to a given partition (VG_PARTITION_ANY: the partitioner's choice);
+ * value NULL sends a tombstone (a delete, for compacted topics). */
+#define VG_PARTITION_ANY (-1)
+vg_err_t vg_producer_send_to(vg_producer_t *producer, const char *topic, int32_t partition,
+                             const void *key, size_t keylen, const void *value, size_t valuelen,
+                             const vg_kheader_t *headers, size_t nheaders, char *errbuf,
+                             size_t errlen);
+/* Remembers, from delivery reports, the greatest offset delivered to each partition of topic;
+ * vg_producer_tracked() returns it (-1: none yet). After a transaction commits, its messages'
+ * offsets are all known. */
+void vg_producer_track(vg_producer_t *producer, const char *topic);
+int64_t vg_producer_tracked(const vg_producer_t *producer, int32_t partition);
+
 /* ---- consumer ---- */
 
 typedef struct vg_consumer vg_consumer_t;
@@ -121,11 +135,15 @@ vg_consumer_t *vg_consumer_new(const char *brokers, const char *group, const cha
                                vg_rebalance_cb_t *rebalance_cb, void *opaque, char *errbuf,
                                size_t errlen);
 /*
- * Fills up to max messages, waiting at most timeout_ms for the first. Consumer errors are
+ * Fills a batch of up to max messages: waits at most wait_ms for the first, then takes what
+ * is queued; when the queue runs dry it waits up to linger_ms for more, and it closes the
+ * batch max_ms after its first message at the latest. linger_ms = 0 is natural batching:
+ * small batches when traffic is light (low latency), full ones under load. Consumer errors are
  * logged and counted, not returned: out-of-range offsets (data gone before it was read) are
  * logged as errors and counted in *offset_resets.
  */
-size_t vg_consumer_poll(vg_consumer_t *consumer, vg_msg_t *msgs, size_t max, int timeout_ms);
+size_t vg_consumer_poll(vg_consumer_t *consumer, vg_msg_t *msgs, size_t max, int wait_ms,
+                        int max_ms, int linger_ms);
 /* Commits offsets (next offsets to read) outside a transaction (at_least_once mode),
  * asynchronously: errors show up in the log, and a lost commit only means re-reading. */
 vg_err_t vg_consumer_commit(vg_consumer_t *consumer, const vg_assignment_t *offsets, size_t n,
@@ -155,5 +173,29 @@ vg_err_t vg_producer_begin(vg_producer_t *producer, char *errbuf, size_t errlen)
 vg_err_t vg_producer_commit(vg_producer_t *producer, vg_consumer_t *consumer,
                             const vg_assignment_t *offsets, size_t n, char *errbuf, size_t errlen);
 vg_err_t vg_producer_abort(vg_producer_t *producer, char *errbuf, size_t errlen);
+
+/* ---- reading partitions to their end (changelog restore) ---- */
+
+typedef struct vg_readpos {
+    int32_t partition;
+    int64_t from;      /* first offset to read, or VG_OFFSET_BEGINNING */
+    int64_t end;       /* out: the partition's end offset when it was reached */
+    uint64_t messages; /* out: messages read */
+    uint64_t bytes;    /* out: key + value bytes read */
+} vg_readpos_t;
+
+/* One message of vg_topic_read(); value NULL for a tombstone. A non-OK return stops the read. */
+typedef vg_err_t vg_record_cb(void *opaque, int32_t partition, int64_t offset, const void *key,
+                              size_t klen, const void *value, size_t vlen, char *errbuf,
+                              size_t errlen);
+/*
+ * Reads the given partitions of topic (read_committed, no consumer group) from their `from`
+ * offsets to their end as of the read, calling cb for each message in offset order per
+ * partition, logging progress every 2 s. VG_ERR_KAFKA if nothing arrives for stall_ms, or on a
+ * fetch error.
+ */
+vg_err_t vg_topic_read(const char *brokers, const vg_kprop_t *props, size_t nprops,
+                       const char *topic, vg_readpos_t *parts, size_t n, int stall_ms,
+                       vg_record_cb *cb, void *opaque, char *errbuf, size_t errlen);
 
 #endif

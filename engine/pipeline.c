@@ -20,6 +20,7 @@
 #include "rules/rules.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,13 +36,33 @@ typedef struct vg_item {
     size_t row;       /* index of the feature row (transactions that emit) */
 } vg_item_t;
 
-/* A decoded micro-batch: its items and the arena their strings live in. */
+/* A decoded micro-batch: its items and the arenas their strings live in (the second for
+ * the half a worker decodes). */
 struct vg_batch {
-    vg_arena_t arena;
+    vg_arena_t arena, arena2;
     vg_item_t *items;
     size_t n, cap;
     const vg_input_t *in;
 };
+
+/*
+ * One helper thread for the data-parallel steps of a batch (decoding, encoding decisions):
+ * split() gives it the upper half of a range and runs the lower half on the calling thread,
+ * then waits for both. Feature state, rules and emitting stay on the calling thread, in
+ * input order, so outputs do not depend on it.
+ */
+typedef void vg_split_fn(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who);
+
+typedef struct vg_worker {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    vg_pipeline_t *p;
+    vg_split_fn *fn;
+    void *ctx;
+    size_t lo, hi;
+    int busy, quit;
+} vg_worker_t;
 
 typedef struct vg_watch {
     char *path;
@@ -68,8 +89,14 @@ struct vg_pipeline {
     float *xrows;      /* the same rows as floats for the model */
     float *scores, *shadow_scores;
     vg_rules_result_t *results;
+    size_t *row_item;     /* row -> index of its item in the batch */
+    const char **sampled; /* row -> review sampling reason, or NULL */
+    size_t *enc_off;      /* row -> its encoded decision: offset and length in enc[who] */
+    uint32_t *enc_len;
+    uint8_t *enc_who;
     size_t cap_rows;
-    vg_buf_t out;
+    vg_buf_t enc[2];
+    vg_worker_t *worker; /* NULL: one thread */
 
     vg_pipeline_stats_t stats;
 };
@@ -139,6 +166,84 @@ static void reset_rule_hits(vg_pipeline_t *p)
     p->stats.rule_hits = vg_xcalloc(p->rules ? vg_rules_count(p->rules) + 1 : 1, sizeof(uint64_t));
 }
 
+/* ---- the worker ---- */
+
+static void *worker_main(void *arg)
+{
+    vg_worker_t *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->busy && !w->quit)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->quit)
+            break;
+        pthread_mutex_unlock(&w->lock);
+        w->fn(w->p, w->ctx, w->lo, w->hi, 1);
+        pthread_mutex_lock(&w->lock);
+        w->busy = 0;
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static void worker_start(vg_pipeline_t *p)
+{
+    vg_worker_t *w = vg_xcalloc(1, sizeof(*w));
+    w->p = p;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        vg_warn("pipeline", "cannot start a worker thread: running on one thread");
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+        return;
+    }
+    p->worker = w;
+}
+
+static void worker_stop(vg_pipeline_t *p)
+{
+    vg_worker_t *w = p->worker;
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+    p->worker = NULL;
+}
+
+/* Runs fn over [0, n): the upper half on the worker (if any, and n is worth it), the lower
+ * half here; returns when both are done. */
+static void split(vg_pipeline_t *p, vg_split_fn *fn, void *ctx, size_t n)
+{
+    vg_worker_t *w = p->worker;
+    if (!w || n < 64) {
+        fn(p, ctx, 0, n, 0);
+        return;
+    }
+    size_t mid = n / 2;
+    pthread_mutex_lock(&w->lock);
+    w->fn = fn;
+    w->ctx = ctx;
+    w->lo = mid;
+    w->hi = n;
+    w->busy = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    fn(p, ctx, 0, mid, 0);
+    pthread_mutex_lock(&w->lock);
+    while (w->busy)
+        pthread_cond_wait(&w->cond, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+}
+
 vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, size_t errlen)
 {
     vg_pipeline_t *p = vg_xcalloc(1, sizeof(*p));
@@ -151,7 +256,8 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     p->state_dir = dup_or_null(opts->state_dir);
     vg_schema_init(&p->schema);
     p->batch = vg_batch_new();
-    vg_buf_init(&p->out);
+    vg_buf_init(&p->enc[0]);
+    vg_buf_init(&p->enc[1]);
 
     if (!p->catalog_path || !p->state_dir) {
         vg_errf(errbuf, errlen, VG_ERR_CONFIG,
@@ -212,6 +318,8 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     p->state = vg_state_open(p->state_dir, p->catalog, &sopts, errbuf, errlen);
     if (!p->state)
         goto fail;
+    if (opts->threads > 1)
+        worker_start(p);
     return p;
 fail:
     vg_pipeline_free(p);
@@ -233,8 +341,15 @@ void vg_pipeline_free(vg_pipeline_t *p)
     free(p->feat_names);
     vg_catalog_free(p->catalog);
     vg_schema_free(&p->schema);
+    worker_stop(p);
     vg_batch_free(p->batch);
-    vg_buf_free(&p->out);
+    vg_buf_free(&p->enc[0]);
+    vg_buf_free(&p->enc[1]);
+    free(p->row_item);
+    free(p->sampled);
+    free(p->enc_off);
+    free(p->enc_len);
+    free(p->enc_who);
     free(p->feats);
     free(p->xrows);
     free(p->scores);
@@ -262,6 +377,11 @@ static void reserve(vg_pipeline_t *p, size_t n)
         p->scores = vg_xrealloc(p->scores, n * sizeof(float));
         p->shadow_scores = vg_xrealloc(p->shadow_scores, n * sizeof(float));
         p->results = vg_xrealloc(p->results, n * sizeof(*p->results));
+        p->row_item = vg_xrealloc(p->row_item, n * sizeof(*p->row_item));
+        p->sampled = vg_xrealloc(p->sampled, n * sizeof(*p->sampled));
+        p->enc_off = vg_xrealloc(p->enc_off, n * sizeof(*p->enc_off));
+        p->enc_len = vg_xrealloc(p->enc_len, n * sizeof(*p->enc_len));
+        p->enc_who = vg_xrealloc(p->enc_who, n * sizeof(*p->enc_who));
         p->cap_rows = n;
     }
 }
@@ -277,15 +397,15 @@ static double sample_draw(const vg_txn_t *txn)
     return (double)(h >> 11) / 9007199254740992.0;
 }
 
-/* Encodes the decision record for item it (row r) into p->out. */
-static void encode_decision(vg_pipeline_t *p, const vg_item_t *it, const vg_rules_result_t *res,
-                            int have_score, float score, const char *sampled)
+/* Appends the decision record for item it to b. Reads the pipeline, never writes it: runs on
+ * the worker too. */
+static void encode_decision(const vg_pipeline_t *p, vg_buf_t *b, const vg_item_t *it,
+                            const vg_rules_result_t *res, int have_score, float score,
+                            const char *sampled)
 {
-    vg_buf_t *b = &p->out;
     const vg_txn_t *t = &it->txn;
     char ts[32];
     vg_time_format(t->ts_ms, ts);
-    vg_buf_reset(b);
     vg_buf_puts(b, "{\"txn_id\":");
     vg_buf_json_str(b, t->str[VG_F_TXN_ID], t->len[VG_F_TXN_ID]);
     vg_buf_puts(b, ",\"ts\":\"");
@@ -383,6 +503,7 @@ vg_batch_t *vg_batch_new(void)
 {
     vg_batch_t *b = vg_xcalloc(1, sizeof(*b));
     vg_arena_init(&b->arena, 1 << 20);
+    vg_arena_init(&b->arena2, 1 << 20);
     return b;
 }
 
@@ -391,40 +512,78 @@ void vg_batch_free(vg_batch_t *b)
     if (!b)
         return;
     vg_arena_free(&b->arena);
+    vg_arena_free(&b->arena2);
     free(b->items);
     free(b);
 }
 
-void vg_pipeline_decode(const vg_pipeline_t *p, vg_batch_t *b, const vg_input_t *in, size_t n)
+static void batch_prepare(vg_batch_t *b, const vg_input_t *in, size_t n)
 {
     vg_arena_reset(&b->arena);
+    vg_arena_reset(&b->arena2);
     if (n > b->cap) {
         b->items = vg_xrealloc(b->items, n * sizeof(*b->items));
         b->cap = n;
     }
     b->n = n;
     b->in = in;
-    for (size_t i = 0; i < n; i++) {
+}
+
+static void decode_range(const vg_pipeline_t *p, vg_batch_t *b, size_t lo, size_t hi,
+                         vg_arena_t *arena)
+{
+    const vg_input_t *in = b->in;
+    for (size_t i = lo; i < hi; i++) {
         vg_item_t *it = &b->items[i];
         char reason[VG_ERRLEN];
         it->in = &in[i];
         it->reason = NULL;
         if (in[i].kind == VG_IN_TXN)
-            it->ok = vg_txn_decode(&p->schema, in[i].data, in[i].len, &b->arena, &it->txn, reason,
+            it->ok = vg_txn_decode(&p->schema, in[i].data, in[i].len, arena, &it->txn, reason,
                                    sizeof(reason)) == VG_OK;
         else
-            it->ok = vg_label_decode(in[i].data, in[i].len, &b->arena, &it->label, reason,
+            it->ok = vg_label_decode(in[i].data, in[i].len, arena, &it->label, reason,
                                      sizeof(reason)) == VG_OK;
         if (!it->ok)
-            it->reason = vg_arena_strndup(&b->arena, reason, strlen(reason));
+            it->reason = vg_arena_strndup(arena, reason, strlen(reason));
     }
+}
+
+void vg_pipeline_decode(const vg_pipeline_t *p, vg_batch_t *b, const vg_input_t *in, size_t n)
+{
+    batch_prepare(b, in, n);
+    decode_range(p, b, 0, n, &b->arena);
+}
+
+static void decode_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
+{
+    vg_batch_t *b = ctx;
+    decode_range(p, b, lo, hi, who ? &b->arena2 : &b->arena);
 }
 
 vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
                              const vg_sink_t *sink, char *errbuf, size_t errlen)
 {
-    vg_pipeline_decode(p, p->batch, in, n);
+    batch_prepare(p->batch, in, n);
+    split(p, decode_split, p->batch, n);
     return vg_pipeline_process_decoded(p, p->batch, sink, errbuf, errlen);
+}
+
+/* Encodes the decisions of rows [lo, hi) into enc[who]. */
+static void encode_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
+{
+    const vg_batch_t *batch = ctx;
+    vg_buf_t *b = &p->enc[who];
+    vg_buf_reset(b);
+    for (size_t r = lo; r < hi; r++) {
+        const vg_item_t *it = &batch->items[p->row_item[r]];
+        size_t off = b->len;
+        encode_decision(p, b, it, &p->results[r], p->model != NULL, p->model ? p->scores[r] : NAN,
+                        p->sampled[r]);
+        p->enc_off[r] = off;
+        p->enc_len[r] = (uint32_t)(b->len - off);
+        p->enc_who[r] = (uint8_t)who;
+    }
 }
 
 vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *sink,
@@ -454,6 +613,7 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         }
         it->row = nrows;
         double *row = &p->feats[nrows * p->nfeat];
+        vg_state_set_partition(p->state, in[i].partition);
         if ((err = vg_state_process(p->state, &it->txn, row)))
             return vg_errf(errbuf, errlen, err, "state: processing %s failed",
                            it->txn.str[VG_F_TXN_ID]);
@@ -464,6 +624,7 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         float *x = &p->xrows[nrows * p->nfeat];
         for (size_t f = 0; f < p->nfeat; f++)
             x[f] = (float)row[f];
+        p->row_item[nrows] = i;
         nrows++;
     }
 
@@ -489,7 +650,31 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
             p->shadow_scores[r] = NAN;
     }
 
-    /* 4: decide and emit, in input order. */
+    /* 4: decide (in input order), encode (data-parallel), emit (in input order). */
+    for (size_t r = 0; r < nrows; r++) {
+        vg_item_t *it = &items[p->row_item[r]];
+        vg_rules_result_t *res = &p->results[r];
+        float score = p->model ? p->scores[r] : NAN;
+        if (p->rules && p->model)
+            vg_rules_eval(p->rules, VG_RULES_POST, &it->txn, &p->feats[r * p->nfeat], (double)score,
+                          res);
+        for (size_t k = 0; k < res->nfired; k++)
+            p->stats.rule_hits[res->fired[k]]++;
+        p->stats.decisions[res->action]++;
+        p->stats.transactions++;
+        /* Beyond flagged cases: labels must not come only from what rules and model already
+         * suspect (selection bias), so some allowed transactions go to review as well. */
+        const char *sampled = NULL;
+        if (res->action == VG_ACTION_ALLOW) {
+            if (p->model && score >= p->opts.review_band_low && score < p->opts.review_band_high)
+                sampled = "near_threshold";
+            else if (p->opts.review_sample_rate > 0 &&
+                     sample_draw(&it->txn) < p->opts.review_sample_rate)
+                sampled = "random_sample";
+        }
+        p->sampled[r] = sampled;
+    }
+    split(p, encode_split, batch, nrows);
     for (size_t i = 0; i < n && !err; i++) {
         vg_item_t *it = &items[i];
         vg_output_t out = {0};
@@ -507,36 +692,17 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         }
         if (in[i].kind != VG_IN_TXN || !in[i].emit)
             continue;
-        p->stats.transactions++;
-        vg_rules_result_t *res = &p->results[it->row];
-        float score = p->model ? p->scores[it->row] : NAN;
-        if (p->rules && p->model)
-            vg_rules_eval(p->rules, VG_RULES_POST, &it->txn, &p->feats[it->row * p->nfeat],
-                          (double)score, res);
-        for (size_t k = 0; k < res->nfired; k++)
-            p->stats.rule_hits[res->fired[k]]++;
-        p->stats.decisions[res->action]++;
-
-        /* Beyond flagged cases: labels must not come only from what rules and model already
-         * suspect (selection bias), so some allowed transactions go to review as well. */
-        const char *sampled = NULL;
-        if (res->action == VG_ACTION_ALLOW) {
-            if (p->model && score >= p->opts.review_band_low && score < p->opts.review_band_high)
-                sampled = "near_threshold";
-            else if (p->opts.review_sample_rate > 0 &&
-                     sample_draw(&it->txn) < p->opts.review_sample_rate)
-                sampled = "random_sample";
-        }
-        encode_decision(p, it, res, p->model != NULL, score, sampled);
+        size_t r = it->row;
+        const char *sampled = p->sampled[r];
         out.kind = VG_OUT_DECISION;
         out.key = it->txn.str[VG_F_CARD_ID];
         out.keylen = it->txn.len[VG_F_CARD_ID];
-        out.value = p->out.data;
-        out.len = p->out.len;
-        out.action = res->action;
+        out.value = p->enc[p->enc_who[r]].data + p->enc_off[r];
+        out.len = p->enc_len[r];
+        out.action = p->results[r].action;
         if ((err = sink->emit(sink->opaque, &out)))
             break;
-        if (res->action == VG_ACTION_REVIEW || sampled) {
+        if (out.action == VG_ACTION_REVIEW || sampled) {
             p->stats.reviews++;
             p->stats.review_samples += sampled != NULL;
             out.kind = VG_OUT_REVIEW;
@@ -552,6 +718,17 @@ vg_err_t vg_pipeline_commit(vg_pipeline_t *p, const void *offsets, size_t len, c
                             size_t errlen)
 {
     return vg_state_commit(p->state, offsets, len, errbuf, errlen);
+}
+
+size_t vg_pipeline_changes(vg_pipeline_t *p, vg_state_change_cb *cb, void *opaque)
+{
+    return vg_state_changes(p->state, cb, opaque);
+}
+
+vg_err_t vg_pipeline_restore(vg_pipeline_t *p, const char *entity, const char *key, size_t klen,
+                             const void *value, size_t vlen, char *errbuf, size_t errlen)
+{
+    return vg_state_restore(p->state, entity, key, klen, value, vlen, errbuf, errlen);
 }
 
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *p, void **blob, size_t *len)

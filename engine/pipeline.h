@@ -14,6 +14,7 @@
 
 #include "engine/common.h"
 #include "engine/contract.h"
+#include "features/features.h"
 
 typedef struct vg_pipeline_opts {
     const char *catalog_path;     /* required */
@@ -28,6 +29,8 @@ typedef struct vg_pipeline_opts {
     double review_sample_rate;    /* share of allowed transactions also sent to review */
     double review_band_low;       /* allowed transactions scored in [low, high) go to review */
     double review_band_high;      /* too ("near_threshold"); low == high: off */
+    int threads; /* 2: a worker thread decodes (vg_pipeline_process) and encodes half of
+                    each batch; features, rules and outputs keep their order. 0/1: none */
 } vg_pipeline_opts_t;
 
 void vg_pipeline_opts_default(vg_pipeline_opts_t *opts);
@@ -110,6 +113,11 @@ vg_err_t vg_pipeline_commit(vg_pipeline_t *pipeline, const void *offsets, size_t
                             size_t errlen);
 /* The offsets blob of the last state commit (malloc'd; NULL/0 if none). */
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *pipeline, void **blob, size_t *len);
+/* The state's changelog (features.h): what the next commit writes, and restoring a record. */
+size_t vg_pipeline_changes(vg_pipeline_t *pipeline, vg_state_change_cb *cb, void *opaque);
+vg_err_t vg_pipeline_restore(vg_pipeline_t *pipeline, const char *entity, const char *key,
+                             size_t klen, const void *value, size_t vlen, char *errbuf,
+                             size_t errlen);
 /* Drops uncommitted state and reopens the store (after an aborted Kafka transaction). */
 vg_err_t vg_pipeline_rollback(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
 

@@ -139,7 +139,7 @@ static vg_err_t parse_duration(parser_t *p, const char *what, int64_t *ms)
     char g[128];
     if (p->pos >= p->ntok)
         return perr(p, "expected %s duration (e.g. 10m, 1h, 7d), got end of line", what);
-    if (vg_duration_parse(p->tok[p->pos], ms) != VG_OK)
+    if (vg_duration_parse(p->tok[p->pos], ms) != VG_OK || *ms == 0)
         return perr(p, "expected %s duration (e.g. 10m, 1h, 7d), got %s", what,
                     got(p, g, sizeof(g)));
     p->pos++;

@@ -93,6 +93,33 @@ vg_err_t vg_state_commit(vg_state_t *state, const void *offsets, size_t len, cha
 /* The offsets blob of the last commit (malloc'd, caller frees), or *blob NULL, *len 0. */
 vg_err_t vg_state_offsets(vg_state_t *state, void **blob, size_t *len);
 
+/* ---- changelog: the state's changes as records, for a Kafka changelog topic ---- */
+
+/*
+ * The input partition the following vg_state_process() calls come from. Every entity they
+ * change is tagged with it (its home partition, for a changelog partitioned like the input);
+ * an entity a label changes keeps its tag, or takes the labelled transaction's partition.
+ */
+void vg_state_set_partition(vg_state_t *state, int32_t partition);
+
+/* One changed entity: value NULL means deleted (expired or empty). All borrowed. */
+typedef void vg_state_change_cb(void *opaque, int32_t partition, const char *entity,
+                                const char *key, size_t klen, const void *value, size_t vlen);
+/*
+ * Calls cb for every entity that the next vg_state_commit() will write, with the value it
+ * will write; changes nothing. Returns how many. Transaction records are not included.
+ */
+size_t vg_state_changes(vg_state_t *state, vg_state_change_cb *cb, void *opaque);
+
+/*
+ * Replaces the state of one entity with a changelog record's value (NULL: deleted), as an
+ * uncommitted change: the next vg_state_commit() writes it. entity is the type's name
+ * (e.g. "card_id"). VG_ERR_STATE with errbuf if the type is not in the catalogue or the
+ * value does not fit its layout.
+ */
+vg_err_t vg_state_restore(vg_state_t *state, const char *entity, const char *key, size_t klen,
+                          const void *value, size_t vlen, char *errbuf, size_t errlen);
+
 #define VG_STATE_MAX_TYPES 16
 
 typedef struct vg_state_type_stats {

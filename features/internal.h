@@ -17,6 +17,7 @@
 #include "features/features.h"
 
 #include <stdint.h>
+#include <string.h>
 
 typedef enum vg_agg {
     /* per transaction */
@@ -69,7 +70,7 @@ typedef struct vg_ring_def {
     unsigned stats;  /* VG_STAT_* kept (stats rings) */
     int labels;      /* 1 if a label-driven feature reads it: fraud counts are kept */
     int64_t span;    /* buckets kept: max over its features of (window + delay) / bucket */
-    uint32_t reclen; /* bytes per bucket record (stats rings) */
+    uint32_t reclen; /* set by catalog.c, unused: the encoding's is vg_stats_reclen() */
 } vg_ring_def_t;
 
 typedef struct vg_etype {
@@ -114,22 +115,31 @@ struct vg_catalog {
 
 /* ---- encoded entity state (window.c) ----
  *
- * Layout, little-endian, 8-byte aligned fields (so the cache operates on it in place):
+ * Layout, little-endian (read and written with memcpy, so nothing needs alignment; the cache
+ * operates on it in place):
  *   u32 version (VG_ENTITY_VERSION), u32 nrings
  *   i64 last_ts   greatest ts added (INT64_MIN: none)
  *   i64 geo_ts    ts of the located transaction with the greatest ts (INT64_MIN: none)
  *   f64 lat, lon  its location
- *   per ring (the type's rings in order): u32 nbuckets, u32 nbytes, then the records,
- *     ascending by bucket index, only non-empty buckets:
- *     stats ring: i64 idx, u32 count, u32 fraud, then f64 sum, m2, min, max (only those
+ *   per ring (the type's rings in order): u32 nbuckets, u32 nbytes, i64 newest (the bucket
+ *     index of its last record; 0 while empty), then the records, ascending by bucket index,
+ *     only non-empty buckets. A record keeps the low 32 bits of its bucket index: every
+ *     record lies within the ring's span (at most 10^8 buckets, catalog.c) of the newest,
+ *     so newest - (u32)(low32(newest) - stored) is its full index.
+ *     stats ring: u32 idx, u32 count, u32 fraud, then f64 sum, m2, min, max (only those
  *                 in the ring's mask, in that order; m2 = sum of squared deviations from
  *                 the bucket's mean, merged across buckets with Chan et al.'s formula so
  *                 std stays accurate when amounts are close)
- *     set ring:   i64 idx, u32 n, u32 0, then n u64 value hashes (in insertion order)
+ *     set ring:   u32 idx, u32 n (1 .. VG_SET_MAX), then n u64 value hashes (in insertion
+ *                 order)
+ * Version 1 (until this layout) had an 8-byte ring header and i64 indices (stats records 4
+ * bytes, set records 8 bytes longer): its values are refused at open, not converted.
  */
-#define VG_ENTITY_VERSION 1u
+#define VG_ENTITY_VERSION 2u
 #define VG_ENTITY_HDR     40u
-#define VG_RING_HDR       8u
+#define VG_RING_HDR       16u
+#define VG_STATS_REC_HDR  12u /* idx, count, fraud */
+#define VG_SET_REC_HDR    8u  /* idx, n */
 #define VG_SET_MAX        64u /* values kept per bucket of a set ring */
 
 typedef struct vg_blob {
@@ -144,6 +154,19 @@ typedef struct vg_acc {
     double count, fraud, sum, m2, min, max;
 } vg_acc_t;
 
+/* Bits set in a 4-bit VG_STAT_* mask (__builtin_popcount is a libgcc call without -mpopcnt,
+ * and record offsets are computed on every ring access). */
+static inline uint32_t vg_popcount4(unsigned m)
+{
+    return (m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1) + ((m >> 3) & 1);
+}
+
+/* Bytes of one record of a stats ring. */
+static inline uint32_t vg_stats_reclen(const vg_ring_def_t *rd)
+{
+    return VG_STATS_REC_HDR + 8 * vg_popcount4(rd->stats);
+}
+
 /* floor(ts / width) for any sign of ts. */
 static inline int64_t vg_bucket_of(int64_t ts, int64_t width)
 {
@@ -154,15 +177,31 @@ static inline int64_t vg_bucket_of(int64_t ts, int64_t width)
 }
 
 void vg_blob_init_entity(vg_blob_t *blob, const vg_catalog_t *catalog, int type);
-/* Checks an encoded entity from disk against the type's layout. 0 if it fits. */
+/* Checks an encoded entity from disk against the type's layout: 0 if it fits, -2 if it has
+ * another VG_ENTITY_VERSION, -1 if it is corrupt. */
 int vg_blob_check(const uint8_t *data, size_t len, const vg_catalog_t *catalog, int type);
 int64_t vg_blob_last_ts(const vg_blob_t *blob);
-/* Adds one transaction to ring `ring` (a global ring index). Drops it if its bucket was
- * already evicted (older than the newest bucket - span + 1). */
-void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
-                       double amount);
-void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
-                       uint64_t hash);
+/* The offset just past the ring whose header is at o (the next ring's header). */
+static inline uint32_t vg_ring_end(const vg_blob_t *blob, uint32_t o)
+{
+    uint32_t nbytes;
+    memcpy(&nbytes, blob->data + o + 4, 4);
+    return o + VG_RING_HDR + nbytes;
+}
+
+/* The offset of each of the type's rings (its header) in the blob, in the type's order:
+ * off[0 .. nrings - 1]. Valid until the blob changes. */
+void vg_blob_ring_offsets(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
+                          uint32_t *off);
+/* Adds one transaction, in bucket k (vg_bucket_of(ts, rd->bucket)), to the ring whose header
+ * is at offset o. Drops it if its bucket was already evicted (older than the newest bucket -
+ * span + 1). The blob must have room for one
+ * more record (vg_blob_reserve, or the owner's entity_room). Returns the offset just past the
+ * ring: the next ring's header, so a caller adding to every ring walks them in one pass. */
+uint32_t vg_ring_add_stats(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
+                           double amount);
+uint32_t vg_ring_add_value(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
+                           uint64_t hash);
 /* Merges one more group of n values (sum, m2) into acc (Chan et al.'s parallel variance). */
 static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
 {
@@ -179,12 +218,15 @@ static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
     acc->count += n;
 }
 
-/* Sums buckets lo..hi (inclusive) of a stats ring. */
-void vg_ring_query_stats(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
-                         int64_t hi, vg_acc_t *acc);
-/* Distinct hashes of buckets lo..hi of a set ring into out (capacity cap); returns count. */
-size_t vg_ring_query_set(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
-                         int64_t hi, uint64_t *out, size_t cap);
+/* Sums of the stats ring at offset o over nw windows ending at bucket hi, in one walk:
+ * acc[j] over buckets (hi - nwin[j] + 1) .. hi; nwin ascending. Each acc[j] is exactly what a
+ * walk over that window alone gives (same merge order: newest bucket first). */
+void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t hi,
+                         const int64_t *nwin, size_t nw, vg_acc_t *acc);
+/* Distinct hashes of buckets lo..hi of the set ring at offset o into out (capacity cap);
+ * returns count. */
+size_t vg_ring_query_set(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t *out,
+                         size_t cap);
 /* Adds delta to the fraud count of the bucket holding ts, if that bucket exists and the
  * result stays >= 0. Returns 1 if changed. */
 int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,

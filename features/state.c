@@ -31,6 +31,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define TXN_REC_HDR 24
 
@@ -45,6 +46,7 @@ typedef struct vg_entity {
     uint16_t type;
     uint8_t dirty;
     uint8_t ref;
+    int32_t part; /* input partition of the last transaction that touched it (-1: unknown) */
     uint32_t keylen;
     char key[];
 } vg_entity_t;
@@ -67,16 +69,26 @@ typedef struct txnrec {
     uint8_t *val;
 } txnrec_t;
 
+/* A pending record's table slot keeps its hash: probing past other records reads no record. */
+typedef struct tslot {
+    uint64_t hash;
+    txnrec_t *rec;
+} tslot_t;
+
 typedef struct expire_ctx {
     vg_state_t *state;
     int64_t retention;
 } expire_ctx_t;
 
-typedef struct memo {
-    uint64_t gen;
-    int64_t lo, hi;
-    vg_acc_t acc;
-} memo_t;
+/* The stats features of one ring with the same delay read windows that all end at the same
+ * bucket: one walk over the ring serves them all (vg_ring_query_stats). Built at open. */
+typedef struct qgroup {
+    int ring;
+    int64_t ndelay;
+    size_t nw;
+    int64_t *nwin; /* distinct window lengths (buckets), ascending */
+    vg_acc_t *acc; /* the current transaction's sums, one per window */
+} qgroup_t;
 
 struct vg_state {
     const vg_catalog_t *catalog;
@@ -93,10 +105,8 @@ struct vg_state {
     size_t ndirty, dirtycap;
 
     vg_arena_t txn_arena;
-    txnrec_t **tslots;
+    tslot_t *tslots; /* open addressing, linear probing, keyed by txn_id */
     size_t ntslots, ntxns;
-    txnrec_t **sorted; /* commit's scratch: the pending records in key order */
-    size_t sortcap;
 
     vg_kv_batch_t *batch;
     vg_buf_t getbuf, recbuf;
@@ -104,11 +114,21 @@ struct vg_state {
     int64_t committed_watermark; /* read by compaction threads (atomics) */
     int64_t txn_retention;
     int sync;
+    int32_t part; /* vg_state_set_partition() */
 
     uint64_t *setbuf;
     size_t setcap;
-    memo_t *memo;
-    uint64_t gen;
+    qgroup_t *groups; /* by entity type: type t's are group_first[t] .. group_first[t + 1] - 1 */
+    size_t ngroups;
+    size_t group_first[VG_STATE_MAX_TYPES + 1];
+    int *fgroup, *fslot;         /* per feature: its group and window there (-1: none) */
+    uint32_t roff[VG_MAX_RINGS]; /* ring offsets in the current transaction's entities */
+    /* The catalogue's distinct bucket widths: the current transaction's bucket index in each
+     * is computed once (a 64-bit division), not once per ring and feature. */
+    int64_t width[VG_MAX_RINGS];
+    size_t nwidths;
+    int ring_width[VG_MAX_RINGS]; /* ring -> its width's position */
+    int64_t kw[VG_MAX_RINGS];     /* the current transaction's bucket in each width */
     vg_entity_t *ents[VG_STATE_MAX_TYPES];
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
 
@@ -146,6 +166,25 @@ static uint64_t entity_hash(int type, const char *key, size_t len)
     return h ^ (h >> 29);
 }
 
+/* A zeroed table of n bytes. From 2 MiB up it is 2 MiB-aligned and asks for transparent huge
+ * pages: every lookup lands on a random slot, and with 4 KiB pages nearly every one also
+ * missed the TLB (a page walk, costlier still in a VM). Freed with free(). */
+static void *table_alloc(size_t n)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge)
+        return vg_xcalloc(1, n);
+    void *p = NULL;
+    size_t rounded = (n + huge - 1) & ~(huge - 1);
+    if (posix_memalign(&p, huge, rounded) != 0)
+        return vg_xcalloc(1, n);
+#ifdef MADV_HUGEPAGE
+    madvise(p, rounded, MADV_HUGEPAGE); /* advice only: 4 KiB pages if refused */
+#endif
+    memset(p, 0, n);
+    return p;
+}
+
 static void table_insert(slot_t *slots, size_t nslots, vg_entity_t *ent)
 {
     size_t mask = nslots - 1;
@@ -159,7 +198,7 @@ static void table_insert(slot_t *slots, size_t nslots, vg_entity_t *ent)
 static void table_grow(vg_state_t *st)
 {
     size_t n = st->nslots * 2;
-    slot_t *slots = vg_xcalloc(n, sizeof(*slots));
+    slot_t *slots = table_alloc(n * sizeof(*slots));
     for (size_t i = 0; i < st->nslots; i++)
         if (st->slots[i].ent)
             table_insert(slots, n, st->slots[i].ent);
@@ -205,6 +244,7 @@ static vg_entity_t *entity_alloc(int type, const char *key, size_t len, uint64_t
     vg_entity_t *e = vg_xmalloc(ent_blob_off(len) + cap);
     memset(e, 0, sizeof(*e));
     e->hash = h;
+    e->part = -1;
     e->type = (uint16_t)type;
     e->keylen = (uint32_t)len;
     memcpy(e->key, key, len);
@@ -278,8 +318,20 @@ static vg_entity_t *entity_get_h(vg_state_t *st, int type, const char *key, size
         vg_error("features", "%s", eb);
         return NULL;
     }
-    if (found &&
-        vg_blob_check((const uint8_t *)st->getbuf.data, st->getbuf.len, st->catalog, type) != 0) {
+    int bad =
+        found ? vg_blob_check((const uint8_t *)st->getbuf.data, st->getbuf.len, st->catalog, type)
+              : 0;
+    if (bad == -2) {
+        uint32_t v;
+        memcpy(&v, st->getbuf.data, 4);
+        vg_error("features",
+                 "state for %s %.*s has entity encoding version %u, this build reads version %u: "
+                 "rebuild the state in a new directory",
+                 st->catalog->types[type].name, (int)len, key, v, VG_ENTITY_VERSION);
+        *err = VG_ERR_STATE;
+        return NULL;
+    }
+    if (bad) {
         vg_error("features", "corrupt state for %s %.*s", st->catalog->types[type].name, (int)len,
                  key);
         *err = VG_ERR_STATE;
@@ -353,13 +405,13 @@ static void evict(vg_state_t *st)
 
 /* ---- pending transaction records ---- */
 
-static txnrec_t **txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
+static tslot_t *txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
 {
     size_t mask = st->ntslots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        txnrec_t *r = st->tslots[i];
-        if (!r || (r->hash == h && r->klen == len && memcmp(r->key, key, len) == 0))
-            return &st->tslots[i];
+        tslot_t *s = &st->tslots[i];
+        if (!s->rec || (s->hash == h && s->rec->klen == len && memcmp(s->rec->key, key, len) == 0))
+            return s;
     }
 }
 
@@ -369,22 +421,21 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
 {
     if ((st->ntxns + 1) * 2 > st->ntslots) {
         size_t n = st->ntslots * 2;
-        txnrec_t **slots = vg_xcalloc(n, sizeof(*slots));
+        tslot_t *slots = table_alloc(n * sizeof(*slots));
         for (size_t i = 0; i < st->ntslots; i++) {
-            txnrec_t *r = st->tslots[i];
-            if (!r)
+            if (!st->tslots[i].rec)
                 continue;
-            size_t j = r->hash & (n - 1);
-            while (slots[j])
+            size_t j = st->tslots[i].hash & (n - 1);
+            while (slots[j].rec)
                 j = (j + 1) & (n - 1);
-            slots[j] = r;
+            slots[j] = st->tslots[i];
         }
         free(st->tslots);
         st->tslots = slots;
         st->ntslots = n;
     }
-    txnrec_t **slot = txn_slot(st, key, len, h);
-    txnrec_t *r = *slot;
+    tslot_t *slot = txn_slot(st, key, len, h);
+    txnrec_t *r = slot->rec;
     if (!r || r->vlen < vlen) {
         if (!r)
             st->ntxns++;
@@ -394,7 +445,8 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
         r->key = vg_arena_alloc(&st->txn_arena, len ? len : 1);
         memcpy(r->key, key, len);
         r->val = vg_arena_alloc(&st->txn_arena, vlen);
-        *slot = r;
+        slot->hash = h;
+        slot->rec = r;
     }
     memcpy(r->val, val, vlen);
     r->vlen = (uint32_t)vlen;
@@ -408,6 +460,68 @@ static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void
 
 /* ---- open / close ---- */
 
+static int is_stats_agg(vg_agg_t agg)
+{
+    return agg >= VG_AGG_COUNT && agg <= VG_AGG_FRAUD_SHARE;
+}
+
+/* Groups the windowed stats features by (ring, delay), type by type, each group's window
+ * lengths distinct and ascending. */
+static void build_groups(vg_state_t *st)
+{
+    const vg_catalog_t *c = st->catalog;
+    size_t nf = c->nfeatures;
+    st->fgroup = vg_xmalloc((nf + 1) * sizeof(int));
+    st->fslot = vg_xmalloc((nf + 1) * sizeof(int));
+    st->groups = vg_xcalloc(nf + 1, sizeof(*st->groups));
+    for (size_t i = 0; i < nf; i++)
+        st->fgroup[i] = st->fslot[i] = -1;
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        st->group_first[ty] = st->ngroups;
+        for (size_t i = 0; i < nf; i++) {
+            const vg_feature_t *f = &c->features[i];
+            if (f->type != (int)ty || !is_stats_agg(f->agg))
+                continue;
+            size_t g = st->group_first[ty];
+            while (g < st->ngroups &&
+                   (st->groups[g].ring != f->ring || st->groups[g].ndelay != f->ndelay))
+                g++;
+            qgroup_t *q = &st->groups[g];
+            if (g == st->ngroups) {
+                st->ngroups++;
+                q->ring = f->ring;
+                q->ndelay = f->ndelay;
+                q->nwin = vg_xmalloc(nf * sizeof(*q->nwin));
+                q->acc = vg_xmalloc(nf * sizeof(*q->acc));
+            }
+            size_t j = 0;
+            while (j < q->nw && q->nwin[j] < f->nwin)
+                j++;
+            if (j == q->nw || q->nwin[j] != f->nwin) {
+                memmove(q->nwin + j + 1, q->nwin + j, (q->nw - j) * sizeof(*q->nwin));
+                q->nwin[j] = f->nwin;
+                q->nw++;
+            }
+        }
+    }
+    st->group_first[c->ntypes] = st->ngroups;
+    for (size_t i = 0; i < nf; i++) { /* slots are final only once every window is in */
+        const vg_feature_t *f = &c->features[i];
+        if (f->type < 0 || !is_stats_agg(f->agg))
+            continue;
+        for (size_t g = st->group_first[f->type]; g < st->group_first[f->type + 1]; g++) {
+            qgroup_t *q = &st->groups[g];
+            if (q->ring != f->ring || q->ndelay != f->ndelay)
+                continue;
+            for (size_t j = 0; j < q->nw; j++)
+                if (q->nwin[j] == f->nwin) {
+                    st->fgroup[i] = (int)g;
+                    st->fslot[i] = (int)j;
+                }
+        }
+    }
+}
+
 vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg_state_opts_t *opts,
                           char *errbuf, size_t errlen)
 {
@@ -419,6 +533,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     st->sync = opts ? !opts->nosync : 1;
     st->watermark = INT64_MIN;
     st->committed_watermark = INT64_MIN;
+    st->part = -1;
     vg_buf_init(&st->getbuf);
     vg_buf_init(&st->recbuf);
     vg_arena_init(&st->txn_arena, 1 << 20);
@@ -467,6 +582,27 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         st->watermark = rdi64(st->getbuf.data);
         __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
     }
+    /* Values all carry the same encoding version (a directory is written by one build at a
+     * time): one value per family tells whether an older build wrote them. */
+    for (size_t t = 0; t < catalog->ntypes; t++) {
+        vg_kv_iter_t *it = vg_kv_iter_new(st->kv, st->cf_type[t]);
+        vg_kv_iter_seek(it, NULL, 0);
+        uint32_t v = VG_ENTITY_VERSION;
+        size_t vlen = 0;
+        if (vg_kv_iter_valid(it)) {
+            const void *val = vg_kv_iter_value(it, &vlen);
+            if (vlen >= 4)
+                memcpy(&v, val, 4);
+        }
+        vg_kv_iter_free(it);
+        if (v != VG_ENTITY_VERSION) {
+            vg_errf(errbuf, errlen, VG_ERR_STATE,
+                    "state in %s holds entity encoding version %u, this build reads version %u: "
+                    "rebuild the state in a new directory",
+                    dir, v, VG_ENTITY_VERSION);
+            goto out_free;
+        }
+    }
 
     st->nslots = 1024;
     st->slots = vg_xcalloc(st->nslots, sizeof(*st->slots));
@@ -481,10 +617,19 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     if (st->setcap > 65536)
         st->setcap = 65536; /* distinct counts saturate there (documented) */
     st->setbuf = vg_xmalloc(st->setcap * sizeof(*st->setbuf));
-    st->memo = vg_xcalloc(catalog->nrings + 1, sizeof(*st->memo));
+    build_groups(st);
+    for (size_t r = 0; r < catalog->nrings; r++) {
+        size_t w = 0;
+        while (w < st->nwidths && st->width[w] != catalog->rings[r].bucket)
+            w++;
+        if (w == st->nwidths)
+            st->width[st->nwidths++] = catalog->rings[r].bucket;
+        st->ring_width[r] = (int)w;
+    }
     for (size_t r = 0; r < catalog->nrings; r++)
-        st->max_growth[catalog->rings[r].type] +=
-            catalog->rings[r].set_field >= 0 ? 24 : catalog->rings[r].reclen;
+        st->max_growth[catalog->rings[r].type] += catalog->rings[r].set_field >= 0
+                                                      ? VG_SET_REC_HDR + 8
+                                                      : vg_stats_reclen(&catalog->rings[r]);
     return st;
 
 out_free:
@@ -505,12 +650,17 @@ void vg_state_close(vg_state_t *st)
     free(st->slots);
     free(st->dirty);
     free(st->tslots);
-    free(st->sorted);
     vg_arena_free(&st->txn_arena);
     vg_buf_free(&st->getbuf);
     vg_buf_free(&st->recbuf);
     free(st->setbuf);
-    free(st->memo);
+    for (size_t g = 0; g < st->ngroups; g++) {
+        free(st->groups[g].nwin);
+        free(st->groups[g].acc);
+    }
+    free(st->groups);
+    free(st->fgroup);
+    free(st->fslot);
     free(st);
 }
 
@@ -546,9 +696,10 @@ static int64_t floor_mod(int64_t a, int64_t b)
     return m < 0 ? m + b : m;
 }
 
-static double compute(vg_state_t *st, const vg_feature_t *f, const vg_txn_t *txn)
+static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
 {
     const vg_catalog_t *c = st->catalog;
+    const vg_feature_t *f = &c->features[fi];
     int64_t t = txn->ts_ms;
     switch (f->agg) {
     case VG_AGG_AMOUNT:
@@ -588,14 +739,15 @@ static double compute(vg_state_t *st, const vg_feature_t *f, const vg_txn_t *txn
         return haversine_km(lat, lon, txn->lat, txn->lon) / hours;
     }
     const vg_ring_def_t *rd = &c->rings[f->ring];
-    int64_t hi = vg_bucket_of(t, f->bucket) - f->ndelay;
+    int64_t hi = st->kw[st->ring_width[f->ring]] - f->ndelay;
     int64_t lo = hi - f->nwin + 1;
     int cur = f->current && f->ndelay == 0 && filter_pass(c, rd->filter, txn);
     if (f->agg == VG_AGG_DISTINCT || f->agg == VG_AGG_NEW) {
         int has = txn->str[f->field] != NULL;
         if (f->agg == VG_AGG_NEW && !has)
             return NAN;
-        size_t n = vg_ring_query_set(&e->blob, c, f->ring, lo, hi, st->setbuf, st->setcap - 1);
+        size_t n =
+            vg_ring_query_set(&e->blob, st->roff[f->ring], lo, hi, st->setbuf, st->setcap - 1);
         uint64_t h = has ? value_hash(txn, f->field) : 0;
         int seen = 0;
         for (size_t i = 0; has && i < n && !seen; i++)
@@ -604,14 +756,7 @@ static double compute(vg_state_t *st, const vg_feature_t *f, const vg_txn_t *txn
             return seen ? 0.0 : 1.0;
         return (double)n + (cur && has && !seen ? 1 : 0);
     }
-    memo_t *m = &st->memo[f->ring];
-    if (m->gen != st->gen || m->lo != lo || m->hi != hi) {
-        vg_ring_query_stats(&e->blob, c, f->ring, lo, hi, &m->acc);
-        m->gen = st->gen;
-        m->lo = lo;
-        m->hi = hi;
-    }
-    vg_acc_t a = m->acc;
+    vg_acc_t a = st->groups[st->fgroup[fi]].acc[st->fslot[fi]];
     if (cur) {
         double x = txn->amount;
         vg_acc_merge(&a, 1, x, 0);
@@ -656,12 +801,13 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     int64_t t = txn->ts_ms;
     int64_t wm = st->watermark > t ? st->watermark : t;
     vg_err_t err;
-    st->gen++;
     /* The entities of one transaction are unrelated cache lines in a large table: issue
      * their loads together (slot, then entity, then its rings) instead of one miss after
      * another. */
     uint64_t hs[VG_STATE_MAX_TYPES];
     size_t mask = st->nslots - 1;
+    for (size_t w = 0; w < st->nwidths; w++)
+        st->kw[w] = vg_bucket_of(t, st->width[w]);
     int record = c->uses_labels && txn->str[VG_F_TXN_ID];
     uint64_t txn_h = 0;
     if (record) {
@@ -680,7 +826,10 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             continue;
         for (size_t i = hs[ty] & mask; st->slots[i].ent; i = (i + 1) & mask)
             if (st->slots[i].hash == hs[ty]) {
-                __builtin_prefetch(st->slots[i].ent);
+                /* the header, key and first rings: the length is not known yet */
+                const char *p = (const char *)st->slots[i].ent;
+                for (int l = 0; l < 4; l++)
+                    __builtin_prefetch(p + 64 * l);
                 break;
             }
     }
@@ -692,15 +841,25 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         vg_entity_t *e = entity_get_h(st, (int)ty, txn->str[field], txn->len[field], hs[ty], &err);
         if (!e)
             return err;
-        for (uint32_t off = 0; off < e->blob.len && off < 512; off += 64)
+        for (uint32_t off = 0; off < e->blob.len && off < 2048; off += 64)
             __builtin_prefetch(e->blob.data + off);
         st->ents[ty] = e;
     }
-    for (size_t ty = 0; ty < c->ntypes; ty++)
-        if (st->ents[ty])
-            entity_expire(st, st->ents[ty], wm);
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        vg_entity_t *e = st->ents[ty];
+        if (!e)
+            continue;
+        entity_expire(st, e, wm);
+        vg_blob_ring_offsets(&e->blob, c, (int)ty, st->roff + c->types[ty].first_ring);
+        for (size_t g = st->group_first[ty]; g < st->group_first[ty + 1]; g++) {
+            qgroup_t *q = &st->groups[g];
+            const vg_ring_def_t *rd = &c->rings[q->ring];
+            int64_t hi = st->kw[st->ring_width[q->ring]] - q->ndelay;
+            vg_ring_query_stats(&e->blob, rd, st->roff[q->ring], hi, q->nwin, q->nw, q->acc);
+        }
+    }
     for (size_t i = 0; i < c->nfeatures; i++)
-        out[i] = compute(st, &c->features[i], txn);
+        out[i] = compute(st, i, txn);
 
     uint64_t ringmask = 0;
     for (size_t ty = 0; ty < c->ntypes; ty++) {
@@ -709,20 +868,23 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             continue;
         const vg_etype_t *et = &c->types[ty];
         e = st->ents[ty] = entity_room(st, e, st->max_growth[ty]);
+        uint32_t o = VG_ENTITY_HDR; /* each add returns the next ring's offset */
         for (int r = et->first_ring; r < et->first_ring + et->nrings; r++) {
             const vg_ring_def_t *rd = &c->rings[r];
-            if (!filter_pass(c, rd->filter, txn))
-                continue;
-            if (rd->set_field >= 0) {
-                if (txn->str[rd->set_field])
-                    vg_ring_add_value(&e->blob, c, r, t, value_hash(txn, rd->set_field));
+            if (!filter_pass(c, rd->filter, txn) ||
+                (rd->set_field >= 0 && !txn->str[rd->set_field])) {
+                o = vg_ring_end(&e->blob, o);
+            } else if (rd->set_field >= 0) {
+                o = vg_ring_add_value(&e->blob, rd, o, st->kw[st->ring_width[r]],
+                                      value_hash(txn, rd->set_field));
             } else {
-                vg_ring_add_stats(&e->blob, c, r, t, txn->amount);
+                o = vg_ring_add_stats(&e->blob, rd, o, st->kw[st->ring_width[r]], txn->amount);
                 if (rd->labels)
                     ringmask |= 1ULL << r;
             }
         }
         vg_blob_touch(&e->blob, t, txn->lat, txn->lon);
+        e->part = st->part;
         mark_dirty(st, e);
     }
     st->watermark = wm;
@@ -730,7 +892,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     if (record) {
         vg_buf_t *b = &st->recbuf;
         vg_buf_reset(b);
-        uint32_t hdr[2] = {1, 0};
+        uint32_t hdr[2] = {(uint32_t)(st->part + 1), 0}; /* partition + 1, flags */
         vg_buf_append(b, hdr, sizeof(hdr));
         vg_buf_append(b, &t, 8);
         vg_buf_append(b, &ringmask, 8);
@@ -761,7 +923,7 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
         return VG_ERR_NOTFOUND;
     size_t idlen = strlen(id);
     uint64_t h = vg_hash64(id, idlen, VG_HASH_SEED);
-    txnrec_t *r = *txn_slot(st, id, idlen, h);
+    txnrec_t *r = txn_slot(st, id, idlen, h)->rec;
     vg_err_t err;
     if (!r) {
         int found = 0;
@@ -787,6 +949,8 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     if (counted == want)
         return VG_OK;
     uint64_t mask = (uint64_t)rdi64(r->val + 16);
+    uint32_t part1;
+    memcpy(&part1, r->val, 4);
     size_t off = TXN_REC_HDR;
     for (size_t ty = 0; ty < c->ntypes; ty++) {
         if (c->types[ty].label_slot < 0)
@@ -811,8 +975,11 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
         for (int ri = et->first_ring; ri < et->first_ring + et->nrings; ri++)
             if (mask & (1ULL << ri))
                 changed |= vg_ring_add_fraud(&e->blob, c, ri, ts, want ? 1 : -1);
-        if (changed)
+        if (changed) {
+            if (e->part < 0)
+                e->part = (int32_t)part1 - 1;
             mark_dirty(st, e);
+        }
     }
     flags = (flags & ~1u) | (uint32_t)want;
     memcpy(r->val + 4, &flags, 4);
@@ -821,58 +988,32 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
 
 /* ---- commit ---- */
 
-static int cmp_entity(const void *a, const void *b)
+/* 1 if the entity holds nothing worth keeping: never used, or idle beyond its retention. */
+static int entity_gone(const vg_state_t *st, const vg_entity_t *e)
 {
-    const vg_entity_t *x = *(vg_entity_t *const *)a, *y = *(vg_entity_t *const *)b;
-    if (x->type != y->type)
-        return x->type < y->type ? -1 : 1;
-    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
-    int r = memcmp(x->key, y->key, n);
-    return r ? r : (x->keylen > y->keylen) - (x->keylen < y->keylen);
-}
-
-static int cmp_txnrec(const void *a, const void *b)
-{
-    const txnrec_t *x = *(txnrec_t *const *)a, *y = *(txnrec_t *const *)b;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int r = memcmp(x->key, y->key, n);
-    return r ? r : (x->klen > y->klen) - (x->klen < y->klen);
+    int64_t last = vg_blob_last_ts(&e->blob);
+    int64_t ret = st->catalog->types[e->type].retention;
+    return last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret);
 }
 
 vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
                          size_t errlen)
 {
-    const vg_catalog_t *c = st->catalog;
     vg_kv_batch_clear(st->batch);
-    /* In key order per family: RocksDB's memtable skiplist then inserts each key next to
-     * the previous one instead of searching from the top, the main cost of a commit. */
-    qsort(st->dirty, st->ndirty, sizeof(*st->dirty), cmp_entity);
-    for (size_t i = 0; i < st->ndirty; i++) /* if the write fails they stay dirty */
-        st->dirty[i]->dirty_idx = (uint32_t)i;
+    /* In no particular order: the families' memtables hash whole keys (kv.h point_lookups),
+     * so sorting the batch, which a skiplist would want, buys nothing. */
     for (size_t i = 0; i < st->ndirty; i++) {
         vg_entity_t *e = st->dirty[i];
-        int64_t last = vg_blob_last_ts(&e->blob);
-        int64_t ret = c->types[e->type].retention;
-        if (last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret))
+        if (entity_gone(st, e))
             vg_kv_batch_delete(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen);
         else
             vg_kv_batch_put(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen,
                             e->blob.data, e->blob.len);
     }
-    if (st->ntxns) {
-        if (st->sortcap < st->ntxns) {
-            st->sortcap = st->ntxns * 2;
-            st->sorted = vg_xrealloc(st->sorted, st->sortcap * sizeof(*st->sorted));
-        }
-        size_t n = 0;
-        for (size_t i = 0; i < st->ntslots; i++)
-            if (st->tslots[i])
-                st->sorted[n++] = st->tslots[i];
-        qsort(st->sorted, n, sizeof(*st->sorted), cmp_txnrec);
-        for (size_t i = 0; i < n; i++) {
-            txnrec_t *r = st->sorted[i];
+    for (size_t i = 0; st->ntxns && i < st->ntslots; i++) {
+        txnrec_t *r = st->tslots[i].rec;
+        if (r)
             vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
-        }
     }
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
                     offsets ? offsets : "", offsets ? len : 0);
@@ -945,4 +1086,56 @@ void vg_state_stats(vg_state_t *st, vg_state_stats_t *stats)
     stats->commits = st->commits;
     stats->committed_bytes = st->committed_bytes;
     stats->watermark_ms = st->watermark;
+}
+
+/* ---- changelog ---- */
+
+void vg_state_set_partition(vg_state_t *st, int32_t partition)
+{
+    st->part = partition;
+}
+
+size_t vg_state_changes(vg_state_t *st, vg_state_change_cb *cb, void *opaque)
+{
+    for (size_t i = 0; i < st->ndirty; i++) {
+        const vg_entity_t *e = st->dirty[i];
+        int gone = entity_gone(st, e);
+        cb(opaque, e->part, st->catalog->types[e->type].name, e->key, e->keylen,
+           gone ? NULL : e->blob.data, gone ? 0 : e->blob.len);
+    }
+    return st->ndirty;
+}
+
+vg_err_t vg_state_restore(vg_state_t *st, const char *entity, const char *key, size_t klen,
+                          const void *value, size_t vlen, char *errbuf, size_t errlen)
+{
+    const vg_catalog_t *c = st->catalog;
+    int type = -1;
+    for (size_t ty = 0; ty < c->ntypes; ty++)
+        if (strcmp(c->types[ty].name, entity) == 0)
+            type = (int)ty;
+    if (type < 0)
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "changelog record for entity type '%s', which the catalogue does not have",
+                       entity);
+    if (value && vg_blob_check(value, vlen, c, type) != 0)
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "changelog record for %s %.*s does not fit the catalogue's layout", entity,
+                       (int)klen, key);
+    vg_err_t err;
+    vg_entity_t *e = entity_get(st, type, key, klen, &err);
+    if (!e)
+        return vg_errf(errbuf, errlen, err, "reading %s %.*s failed", entity, (int)klen, key);
+    if (value) {
+        e = entity_room(st, e, vlen > e->blob.len ? (uint32_t)(vlen - e->blob.len) : 0);
+        memcpy(e->blob.data, value, vlen);
+        e->blob.len = (uint32_t)vlen;
+    } else {
+        vg_blob_init_entity(&e->blob, c, type);
+    }
+    int64_t last = vg_blob_last_ts(&e->blob);
+    if (last != INT64_MIN && last > st->watermark)
+        st->watermark = last;
+    mark_dirty(st, e);
+    return VG_OK;
 }

@@ -7,7 +7,9 @@
  * non-empty buckets are stored; no record is older than (newest index - span + 1), so a
  * ring never holds more than span records whatever the entity's traffic. A transaction
  * whose bucket is already older than that is dropped (it is too late to count in any
- * window the ring serves). A set-ring bucket holds at most VG_SET_MAX distinct values.
+ * window the ring serves). A set-ring bucket holds at most VG_SET_MAX distinct values. The
+ * ring header holds the newest record's full index; records keep the low 32 bits of theirs,
+ * which that span bound (<= 10^8 buckets) makes unambiguous.
  */
 #include "features/internal.h"
 
@@ -89,10 +91,19 @@ void vg_blob_init_entity(vg_blob_t *blob, const vg_catalog_t *catalog, int type)
     blob->len = len;
 }
 
+/* The full bucket index of a record stored as its low 32 bits, given the ring's newest index:
+ * every record lies within the ring's span (<= 10^8 buckets, catalog.c) of the newest. */
+static inline int64_t full_idx(int64_t newest, uint32_t low)
+{
+    return newest - (int64_t)(uint32_t)((uint32_t)newest - low);
+}
+
 int vg_blob_check(const uint8_t *d, size_t len, const vg_catalog_t *catalog, int type)
 {
     const vg_etype_t *et = &catalog->types[type];
-    if (len < VG_ENTITY_HDR || rd32(d) != VG_ENTITY_VERSION || rd32(d + 4) != (uint32_t)et->nrings)
+    if (len < 8 || rd32(d) != VG_ENTITY_VERSION)
+        return len >= 4 && rd32(d) != VG_ENTITY_VERSION ? -2 : -1;
+    if (len < VG_ENTITY_HDR || rd32(d + 4) != (uint32_t)et->nrings)
         return -1;
     size_t o = VG_ENTITY_HDR;
     for (int i = 0; i < et->nrings; i++) {
@@ -100,25 +111,31 @@ int vg_blob_check(const uint8_t *d, size_t len, const vg_catalog_t *catalog, int
         if (o + VG_RING_HDR > len)
             return -1;
         uint32_t nb = rd32(d + o), nbytes = rd32(d + o + 4);
+        int64_t newest = rdi64(d + o + 8);
         o += VG_RING_HDR;
         if (nbytes > len - o)
             return -1;
-        if (rd->set_field < 0) {
-            if ((uint64_t)nb * rd->reclen != nbytes)
+        /* records strictly ascending, the last one the newest, all within the span */
+        size_t r = o, end = o + nbytes;
+        int64_t prev = INT64_MIN;
+        for (uint32_t b = 0; b < nb; b++) {
+            size_t rl = rd->set_field < 0 ? vg_stats_reclen(rd) : VG_SET_REC_HDR;
+            if (r + rl > end)
                 return -1;
-        } else {
-            size_t r = o, end = o + nbytes;
-            for (uint32_t b = 0; b < nb; b++) {
-                if (r + 16 > end)
+            if (rd->set_field >= 0) {
+                uint32_t n = rd32(d + r + 4);
+                if (n == 0 || n > VG_SET_MAX || r + rl + 8 * (size_t)n > end)
                     return -1;
-                uint32_t n = rd32(d + r + 8);
-                if (n > VG_SET_MAX || r + 16 + 8 * (size_t)n > end)
-                    return -1;
-                r += 16 + 8 * (size_t)n;
+                rl += 8 * (size_t)n;
             }
-            if (r != end)
+            int64_t idx = full_idx(newest, rd32(d + r));
+            if (idx <= prev || newest - idx >= rd->span)
                 return -1;
+            prev = idx;
+            r += rl;
         }
+        if (r != end || (nb > 0 && prev != newest))
+            return -1;
         o += nbytes;
     }
     return o == len ? 0 : -1;
@@ -148,9 +165,18 @@ void vg_blob_last_geo(const vg_blob_t *blob, int64_t *ts, double *lat, double *l
     *lon = rdf(blob->data + 32);
 }
 
+void vg_blob_ring_offsets(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
+                          uint32_t *off)
+{
+    uint32_t o = VG_ENTITY_HDR;
+    for (int i = 0; i < catalog->types[type].nrings; i++) {
+        off[i] = o;
+        o += VG_RING_HDR + rd32(blob->data + o + 4);
+    }
+}
+
 /* Offset of a ring's header in the blob. */
-static uint32_t ring_off(const vg_blob_t *blob, const vg_catalog_t *catalog,
-                         const vg_ring_def_t *rd)
+static uint32_t ring_off(const vg_blob_t *blob, const vg_ring_def_t *rd)
 {
     uint32_t o = VG_ENTITY_HDR;
     for (int i = 0; i < rd->local; i++)
@@ -160,25 +186,29 @@ static uint32_t ring_off(const vg_blob_t *blob, const vg_catalog_t *catalog,
 
 static inline uint32_t stat_off(unsigned mask, unsigned bit)
 {
-    return 16 + 8 * (uint32_t)__builtin_popcount(mask & (bit - 1));
+    return VG_STATS_REC_HDR + 8 * vg_popcount4(mask & (bit - 1));
 }
 
-void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
-                       double amount)
+static inline void ring_header(vg_blob_t *blob, uint32_t o, uint32_t nb, uint32_t nbytes,
+                               int64_t newest)
 {
-    const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
-    uint32_t reclen = rd->reclen;
+    wr32(blob->data + o, nb);
+    wr32(blob->data + o + 4, nbytes);
+    wri64(blob->data + o + 8, newest);
+}
+
+uint32_t vg_ring_add_stats(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
+                           double amount)
+{
+    uint32_t reclen = vg_stats_reclen(rd);
     uint32_t nb = rd32(blob->data + o);
-    int64_t k = vg_bucket_of(ts, rd->bucket);
-#define IDX(i) rdi64(blob->data + o + VG_RING_HDR + (uint32_t)(i)*reclen)
+    int64_t newest = rdi64(blob->data + o + 8);
+#define REC(i) (blob->data + o + VG_RING_HDR + (uint32_t)(i)*reclen)
+#define IDX(i) full_idx(newest, rd32(REC(i)))
     if (nb > 0) {
-        int64_t newest = IDX(nb - 1);
-        if (k > newest)
-            newest = k;
-        int64_t oldest = newest - rd->span + 1;
+        int64_t oldest = (k > newest ? k : newest) - rd->span + 1;
         if (k < oldest)
-            return;
+            return o + VG_RING_HDR + nb * reclen;
         uint32_t ev = 0;
         while (ev < nb && IDX(ev) < oldest)
             ev++;
@@ -187,18 +217,19 @@ void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
             nb -= ev;
         }
     }
+    /* the common case, k at or after the newest bucket, ends the search at once */
     uint32_t i = nb;
     while (i > 0 && IDX(i - 1) > k)
         i--;
     uint8_t *rec;
     if (i > 0 && IDX(i - 1) == k) {
-        rec = blob->data + o + VG_RING_HDR + (i - 1) * reclen;
+        rec = REC(i - 1);
     } else {
         splice(blob, o + VG_RING_HDR + i * reclen, 0, reclen);
-        rec = blob->data + o + VG_RING_HDR + i * reclen;
-        wri64(rec, k);
+        rec = REC(i);
+        wr32(rec, (uint32_t)k);
+        wr32(rec + 4, 0);
         wr32(rec + 8, 0);
-        wr32(rec + 12, 0);
         if (rd->stats & VG_STAT_SUM)
             wrf(rec + stat_off(rd->stats, VG_STAT_SUM), 0);
         if (rd->stats & VG_STAT_M2)
@@ -210,8 +241,9 @@ void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
         nb++;
     }
 #undef IDX
-    uint32_t n = rd32(rec + 8);
-    wr32(rec + 8, n + 1);
+#undef REC
+    uint32_t n = rd32(rec + 4);
+    wr32(rec + 4, n + 1);
     if (rd->stats & VG_STAT_SUM) {
         uint8_t *p = rec + stat_off(rd->stats, VG_STAT_SUM);
         double sum = rdf(p);
@@ -232,62 +264,75 @@ void vg_ring_add_stats(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
         if (amount > rdf(p))
             wrf(p, amount);
     }
-    wr32(blob->data + o, nb);
-    wr32(blob->data + o + 4, nb * reclen);
+    if (nb == 1 || k > newest)
+        newest = k;
+    ring_header(blob, o, nb, nb * reclen, newest);
+    return o + VG_RING_HDR + nb * reclen;
 }
 
-void vg_ring_query_stats(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
-                         int64_t hi, vg_acc_t *acc)
+void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t hi,
+                         const int64_t *nwin, size_t nw, vg_acc_t *acc)
 {
-    const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
     uint32_t nb = rd32(blob->data + o);
+    int64_t newest = rdi64(blob->data + o + 8);
+    uint32_t reclen = vg_stats_reclen(rd);
     const uint8_t *recs = blob->data + o + VG_RING_HDR;
     unsigned m = rd->stats;
-    acc->count = acc->fraud = acc->sum = acc->m2 = 0;
-    acc->min = INFINITY;
-    acc->max = -INFINITY;
+    uint32_t osum = stat_off(m, VG_STAT_SUM), om2 = stat_off(m, VG_STAT_M2);
+    uint32_t omin = stat_off(m, VG_STAT_MIN), omax = stat_off(m, VG_STAT_MAX);
+    vg_acc_t a = {0, 0, 0, 0, INFINITY, -INFINITY};
+    size_t j = 0;
+    int64_t lo = hi - nwin[0] + 1;
+    /* Newest to oldest, as one window at a time would: each shorter window's sums are the
+     * longer walk's partial sums, bit for bit. */
     for (uint32_t i = nb; i-- > 0;) {
-        const uint8_t *rec = recs + i * rd->reclen;
-        int64_t idx = rdi64(rec);
+        const uint8_t *rec = recs + i * reclen;
+        int64_t idx = full_idx(newest, rd32(rec));
         if (idx > hi)
             continue;
-        if (idx < lo)
-            break;
-        double n = rd32(rec + 8);
-        acc->fraud += rd32(rec + 12);
+        while (idx < lo) {
+            acc[j++] = a;
+            if (j == nw)
+                return;
+            lo = hi - nwin[j] + 1;
+        }
+        double n = rd32(rec + 4);
+        a.fraud += rd32(rec + 8);
         if (m & VG_STAT_M2)
-            vg_acc_merge(acc, n, rdf(rec + stat_off(m, VG_STAT_SUM)),
-                         rdf(rec + stat_off(m, VG_STAT_M2)));
+            vg_acc_merge(&a, n, rdf(rec + osum), rdf(rec + om2));
         else {
-            acc->count += n;
+            a.count += n;
             if (m & VG_STAT_SUM)
-                acc->sum += rdf(rec + stat_off(m, VG_STAT_SUM));
+                a.sum += rdf(rec + osum);
         }
         if (m & VG_STAT_MIN)
-            acc->min = fmin(acc->min, rdf(rec + stat_off(m, VG_STAT_MIN)));
+            a.min = fmin(a.min, rdf(rec + omin));
         if (m & VG_STAT_MAX)
-            acc->max = fmax(acc->max, rdf(rec + stat_off(m, VG_STAT_MAX)));
+            a.max = fmax(a.max, rdf(rec + omax));
     }
+    while (j < nw)
+        acc[j++] = a;
 }
 
 int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts, int delta)
 {
     const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
+    uint32_t o = ring_off(blob, rd);
     uint32_t nb = rd32(blob->data + o);
+    int64_t newest = rdi64(blob->data + o + 8);
+    uint32_t reclen = vg_stats_reclen(rd);
     int64_t k = vg_bucket_of(ts, rd->bucket);
     uint8_t *recs = blob->data + o + VG_RING_HDR;
     for (uint32_t i = nb; i-- > 0;) {
-        uint8_t *rec = recs + i * rd->reclen;
-        int64_t idx = rdi64(rec);
+        uint8_t *rec = recs + i * reclen;
+        int64_t idx = full_idx(newest, rd32(rec));
         if (idx < k)
             break;
         if (idx == k) {
-            int64_t f = (int64_t)rd32(rec + 12) + delta;
-            if (f < 0 || f > (int64_t)rd32(rec + 8))
+            int64_t f = (int64_t)rd32(rec + 8) + delta;
+            if (f < 0 || f > (int64_t)rd32(rec + 4))
                 return 0;
-            wr32(rec + 12, (uint32_t)f);
+            wr32(rec + 8, (uint32_t)f);
             return 1;
         }
     }
@@ -298,33 +343,22 @@ int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, in
 
 static inline uint32_t set_reclen(const uint8_t *rec)
 {
-    return 16 + 8 * rd32(rec + 8);
+    return VG_SET_REC_HDR + 8 * rd32(rec + 4);
 }
 
-void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
-                       uint64_t hash)
+uint32_t vg_ring_add_value(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
+                           uint64_t hash)
 {
-    const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
     uint32_t nb = rd32(blob->data + o), nbytes = rd32(blob->data + o + 4);
-    uint32_t start = o + VG_RING_HDR, end = start + nbytes;
-    int64_t k = vg_bucket_of(ts, rd->bucket);
-
+    int64_t newest = rdi64(blob->data + o + 8);
+    uint32_t start = o + VG_RING_HDR;
+#define IDX(r) full_idx(newest, rd32(blob->data + (r)))
     if (nb > 0) {
-        uint32_t r = start, last = start;
-        for (uint32_t b = 0; b < nb; b++) {
-            last = r;
-            r += set_reclen(blob->data + r);
-        }
-        int64_t newest = rdi64(blob->data + last);
-        if (k > newest)
-            newest = k;
-        int64_t oldest = newest - rd->span + 1;
+        int64_t oldest = (k > newest ? k : newest) - rd->span + 1;
         if (k < oldest)
-            return;
-        uint32_t ev = 0;
-        r = start;
-        while (ev < nb && rdi64(blob->data + r) < oldest) {
+            return start + nbytes;
+        uint32_t ev = 0, r = start;
+        while (ev < nb && IDX(r) < oldest) {
             r += set_reclen(blob->data + r);
             ev++;
         }
@@ -332,58 +366,58 @@ void vg_ring_add_value(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, i
             splice(blob, start, r - start, 0);
             nb -= ev;
             nbytes -= r - start;
-            end = start + nbytes;
         }
     }
     uint32_t r = start;
     uint32_t b = 0;
-    while (b < nb && rdi64(blob->data + r) < k) {
+    while (b < nb && IDX(r) < k) {
         r += set_reclen(blob->data + r);
         b++;
     }
-    if (b < nb && rdi64(blob->data + r) == k) {
-        uint32_t n = rd32(blob->data + r + 8);
+    if (b < nb && IDX(r) == k) {
+        uint32_t n = rd32(blob->data + r + 4);
+        uint8_t *vals = blob->data + r + VG_SET_REC_HDR;
         for (uint32_t j = 0; j < n; j++)
-            if ((uint64_t)rdi64(blob->data + r + 16 + 8 * j) == hash)
-                return;
+            if ((uint64_t)rdi64(vals + 8 * j) == hash)
+                return start + nbytes; /* nothing evicted: k is not newer than the newest */
         if (n >= VG_SET_MAX)
-            return;
-        splice(blob, r + 16 + 8 * n, 0, 8);
-        wri64(blob->data + r + 16 + 8 * n, (int64_t)hash);
-        wr32(blob->data + r + 8, n + 1);
+            return start + nbytes;
+        splice(blob, r + VG_SET_REC_HDR + 8 * n, 0, 8);
+        wri64(blob->data + r + VG_SET_REC_HDR + 8 * n, (int64_t)hash);
+        wr32(blob->data + r + 4, n + 1);
         nbytes += 8;
     } else {
-        splice(blob, r, 0, 24);
+        splice(blob, r, 0, VG_SET_REC_HDR + 8);
         uint8_t *rec = blob->data + r;
-        wri64(rec, k);
-        wr32(rec + 8, 1);
-        wr32(rec + 12, 0);
-        wri64(rec + 16, (int64_t)hash);
+        wr32(rec, (uint32_t)k);
+        wr32(rec + 4, 1);
+        wri64(rec + VG_SET_REC_HDR, (int64_t)hash);
         nb++;
-        nbytes += 24;
+        nbytes += VG_SET_REC_HDR + 8;
     }
-    (void)end;
-    wr32(blob->data + o, nb);
-    wr32(blob->data + o + 4, nbytes);
+#undef IDX
+    if (nb == 1 || k > newest)
+        newest = k;
+    ring_header(blob, o, nb, nbytes, newest);
+    return start + nbytes;
 }
 
-size_t vg_ring_query_set(const vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t lo,
-                         int64_t hi, uint64_t *out, size_t cap)
+size_t vg_ring_query_set(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t *out,
+                         size_t cap)
 {
-    const vg_ring_def_t *rd = &catalog->rings[ring];
-    uint32_t o = ring_off(blob, catalog, rd);
     uint32_t nb = rd32(blob->data + o);
+    int64_t newest = rdi64(blob->data + o + 8);
     uint32_t r = o + VG_RING_HDR;
     size_t n = 0;
     for (uint32_t b = 0; b < nb; b++) {
         const uint8_t *rec = blob->data + r;
-        int64_t idx = rdi64(rec);
-        uint32_t nv = rd32(rec + 8);
+        int64_t idx = full_idx(newest, rd32(rec));
+        uint32_t nv = rd32(rec + 4);
         if (idx > hi)
             break;
         if (idx >= lo) {
             for (uint32_t j = 0; j < nv; j++) {
-                uint64_t h = (uint64_t)rdi64(rec + 16 + 8 * j);
+                uint64_t h = (uint64_t)rdi64(rec + VG_SET_REC_HDR + 8 * j);
                 size_t q = 0;
                 while (q < n && out[q] != h)
                     q++;
@@ -391,7 +425,7 @@ size_t vg_ring_query_set(const vg_blob_t *blob, const vg_catalog_t *catalog, int
                     out[n++] = h;
             }
         }
-        r += 16 + 8 * nv;
+        r += VG_SET_REC_HDR + 8 * nv;
     }
     return n;
 }

@@ -49,7 +49,6 @@ void vg_model_free(vg_model_t *model)
     free(model->nodes);
     free(model->means);
     free(model->roots);
-    free(model->contrib_scratch);
     free(model);
 }
 
@@ -102,7 +101,6 @@ vg_model_t *vg_model_wrap(vg_xgb_t *xgb, const char *const *features, size_t nfe
     for (size_t i = 0; i < nf; i++)
         model->bins[i].shares = vg_xcalloc(1, sizeof(double));
     model->score_bins.shares = vg_xcalloc(1, sizeof(double));
-    model->contrib_scratch = vg_xcalloc(nf ? nf : 1, sizeof(double));
     model->catalog_version = vg_xstrdup("");
     /* The engine scores on its one processing thread; XGBoost's thread pool only adds
      * synchronisation to micro-batches this size (docs/models.md has the figures). */

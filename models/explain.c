@@ -392,11 +392,15 @@ void vg_model_contribs(const vg_model_t *model, const float *row, double *contri
 vg_err_t vg_model_explain(vg_model_t *model, const float *row, size_t k, vg_reason_t *out,
                           size_t *nout, char *errbuf, size_t errlen)
 {
-    double bias;
-    double *c = model->contrib_scratch;
+    double bias, local[256];
+    /* Per call, not in the model: several threads may explain with one model at once. */
+    double *c = model->nfeatures <= 256 ? local : vg_xmalloc(model->nfeatures * sizeof(double));
     *nout = 0;
-    if (k == 0)
+    if (k == 0) {
+        if (c != local)
+            free(c);
         return VG_OK;
+    }
     vg_model_contribs(model, row, c, &bias);
     if (k > model->nfeatures)
         k = model->nfeatures;
@@ -418,5 +422,7 @@ vg_err_t vg_model_explain(vg_model_t *model, const float *row, size_t k, vg_reas
             n++;
     }
     *nout = n;
+    if (c != local)
+        free(c);
     return VG_OK;
 }

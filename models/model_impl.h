@@ -41,8 +41,7 @@ struct vg_model {
     float base_margin; /* the margin of a model with no trees (from base_score) */
     double bias;       /* base_margin + every tree's root mean: the Saabas bias */
 
-    double *contrib_scratch; /* nfeatures, for vg_model_explain */
-    int nthread;             /* what vg_model_score uses (vg_model_set_threads) */
+    int nthread; /* what vg_model_score uses (vg_model_set_threads) */
 
     /* Training provenance, kept for the manifest of a freshly trained model. */
     vg_train_params_t params;

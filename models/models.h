@@ -103,7 +103,8 @@ typedef struct vg_reason {
  * Top-k feature contributions for one row, by |contribution| descending (ties: lower feature
  * index first), into out[0..*nout), *nout = min(k, nfeatures). Contributions are Saabas path
  * attributions computed from the compiled trees: exact per path, bias + sum = raw margin
- * (docs/models.md explains the choice and its cost against TreeSHAP).
+ * (docs/models.md explains the choice and its cost against TreeSHAP). Thread-safe: several
+ * threads may explain with one model at once.
  */
 vg_err_t vg_model_explain(vg_model_t *model, const float *row, size_t k, vg_reason_t *out,
                           size_t *nout, char *errbuf, size_t errlen);

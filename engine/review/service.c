@@ -725,7 +725,7 @@ vg_err_t vg_review_serve(const vg_review_opts_t *opts, char *errbuf, size_t errl
     }
     int64_t last_send = 0;
     while (!vg_stop_requested()) {
-        size_t n = vg_consumer_poll(consumer, msgs, POLL_MAX, 100);
+        size_t n = vg_consumer_poll(consumer, msgs, POLL_MAX, 100, 100, 0);
         if (n && (err = consume_batch(svc, consumer, msgs, n, errbuf, errlen)))
             break;
         /* a new verdict goes out at once; anything left pending is retried periodically */

@@ -4,15 +4,20 @@
 #
 #   (a) passthrough: `vigil run --passthrough`: consume and produce the same messages in one
 #       Kafka transaction per batch, same batch settings, no processing;
-#   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model.
+#   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model;
+#   (c) the same with the state changelog on, then a restore of all of it into a fresh process.
 # Sustained throughput of both over the same backlog of N transactions, and their ratio; then
 # end-to-end latency (Kafka timestamp of the transaction -> commit of its decision) at a
-# fixed offered rate, exactly-once and at-least-once.
+# fixed offered rate, exactly-once and at-least-once, with the engine's default batching
+# (natural batches: whatever is queued, so small under light traffic). The latency runs set
+# kafka.fetch.wait.max.ms=1: librdkafka's mock cluster holds an empty fetch for the whole
+# fetch.wait.max.ms even when data arrives meanwhile, where a real broker answers as soon as
+# fetch.min.bytes is there; 1 ms makes the mock behave like a broker here.
 #
 # usage: tests/bench/bench_engine.sh [N] [RATE]   (defaults 300000 transactions, 5000/s)
 # env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 20000),
 #        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20),
-#        LAT_BATCH_MS (batch.max.ms of the latency runs, default 5ms), LAT_ARGS (more flags)
+#        LAT_ARGS (more flags for the latency runs), NO_CHANGELOG=1 (skip the changelog runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VIGIL=${VIGIL:-build/vigil}
@@ -63,6 +68,20 @@ printf '%-44s %10s tx/s\n' "passthrough (exactly once)" "$pt"
 printf '%-44s %10s tx/s\n' "engine (default catalogue, rules, 100 trees)" "$en"
 awk -v a="$en" -v b="$pt" 'BEGIN { printf "%-44s %10.1f %%\n", "engine / passthrough", 100 * a / b }'
 
+if [[ -z ${NO_CHANGELOG:-} ]]; then
+  # (c) the same with the state changelog on (what several processes in a group need), then a
+  # process with an empty state directory restoring every partition's state from it.
+  echo "== the state changelog: throughput with it, then a restore of all of it" >&2
+  model=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
+  cl=$(run changelog "${model[@]}" --set engine.state.changelog=true)
+  printf '%-44s %10s tx/s\n' "engine + state changelog" "$cl"
+  "$VIGIL" run --brokers "$brokers" --group bench-changelog --state "$work/state-restore" \
+    --http off "${model[@]}" --set engine.state.changelog=true --idle-exit 8s \
+    2>"$work/restore.log" || { tail -5 "$work/restore.log" >&2; exit 1; }
+  printf '%-44s %s\n' "restore into an empty state" \
+    "$(grep -o 'restored .*' "$work/restore.log" | sed 's/ from vigil.changelog//')"
+fi
+
 latency() { # NAME GUARANTEE: engine at the offered rate, on a fresh broker; prints p50/p99
   local name=$1 guarantee=$2
   "$VIGIL" broker --partitions 64 --bootstrap-file "$work/bootstrap-$name" --log-level warn \
@@ -73,7 +92,7 @@ latency() { # NAME GUARANTEE: engine at the offered rate, on a fresh broker; pri
   b=$(cat "$work/bootstrap-$name")
   "$VIGIL" run --brokers "$b" --group "lat-$name" --state "$work/state-lat-$name" \
     --http off --catalog features/default.conf --rules rules/default.rules \
-    --model "$work/model" --guarantee "$guarantee" --batch-ms "${LAT_BATCH_MS:-5ms}" ${LAT_ARGS:-} \
+    --model "$work/model" --guarantee "$guarantee" --set kafka.fetch.wait.max.ms=1 ${LAT_ARGS:-} \
     --idle-exit 4s 2>"$work/lat-$name.log" &
   local pid=$!
   sleep 4 # join the group before the traffic starts

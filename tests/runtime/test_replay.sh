@@ -25,7 +25,7 @@ common+=(--model "$work/model")
 gzip -c "$txns" >"$work/t.jsonl.gz"
 gzip -c "$labels" >"$work/l.jsonl.gz"
 "$VIGIL" replay --transactions "$work/t.jsonl.gz" --labels "$work/l.jsonl.gz" "${common[@]}" \
-  --out "$work/d2.jsonl" --batch-size 777 2>/dev/null
+  --out "$work/d2.jsonl" --batch-size 777 --threads 1 2>/dev/null
 [[ $(wc -l <"$work/d1.jsonl") -eq $n ]] || fail "replay decided $(wc -l <"$work/d1.jsonl") of $n"
 cmp -s "$work/d1.jsonl" "$work/d2.jsonl" || fail "two replays of the same input differ"
 grep -q "replay: $n transactions" "$work/r1.err" || fail "no summary: $(cat "$work/r1.err")"
@@ -36,7 +36,7 @@ assert all(isinstance(d["score"], (int, float)) for d in ds)
 flagged = [d for d in ds if d["decision"] != "allow"]
 assert flagged and all(d["reasons"] for d in flagged)
 PY
-pass "$n decisions, byte-identical across two replays (plain and gzip, batch 5000 and 777), scored, reasons on flagged"
+pass "$n decisions, byte-identical across two replays (plain and gzip, batch 5000 and 777, two threads and one), scored, reasons on flagged"
 
 # review sampling beyond flagged cases: a random share of allowed transactions, and every
 # allowed transaction scored near the threshold

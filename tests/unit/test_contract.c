@@ -286,6 +286,9 @@ static void test_time_helpers(void)
     VG_CHECK_INT(ms, 5400000);
     VG_CHECK_INT(vg_duration_parse("5x", &ms), VG_ERR_INPUT);
     VG_CHECK_INT(vg_duration_parse("-1d", &ms), VG_ERR_INPUT);
+    VG_CHECK_INT(vg_duration_parse("0", &ms), VG_OK);
+    VG_CHECK_INT((int)ms, 0);
+    VG_CHECK_INT(vg_duration_parse("0.1ms", &ms), VG_ERR_INPUT);
     /* every day from 1900 to 2200 round-trips through civil dates */
     int bad = 0;
     for (int64_t d = vg_days_from_civil(1900, 1, 1); d < vg_days_from_civil(2200, 1, 1); d++) {

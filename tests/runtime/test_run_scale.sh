@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# test_run_scale.sh - several engine processes in one consumer group, with the state
+# changelog (engine.state.changelog). Traffic is paced into the transactions topic while three
+# processes (instances a, b, c) share it; b is killed with SIGKILL midway, its partitions move
+# to a and c, which restore their state from the changelog; later a replacement joins under
+# b's name (as a restarted pod would), takes partitions over and restores them too. At the
+# end a read_committed consumer must see exactly one decision per transaction, each identical
+# to the decision of one uninterrupted single-process run over the same input.
+#
+# The catalogue is card-keyed (tests/data/card.conf): card state is partitioned like the
+# input, so the changelog moves it exactly. Terminal, merchant, device and IP state spans
+# partitions (docs/scaling.md).
+#
+# On the local broker the group's offsets never move under transactions (see
+# test_run_crash.sh), so a process that takes a partition over learns where to resume from
+# the changelog's markers; without the changelog it would decide the whole partition again.
+# The broker also writes no abort markers: the batch open at the kill becomes visible when the
+# replacement fences it, so up to one batch of b's first process may be decided twice; the
+# check removes it if every one of its transactions was decided again elsewhere.
+source "$(dirname "$0")/lib.sh"
+start_broker 16 --topic ref_decisions --topic ref_review
+
+"$VIGIL" simulate --customers 1500 --terminals 1000 --days 12 --seed 5 --out "$work/sim" 2>/dev/null
+n=$(wc -l <"$work/sim/transactions.jsonl")
+
+common=(--brokers "$brokers" --catalog "$VG_SOURCE_DIR/tests/data/card.conf"
+  --rules "$VG_SOURCE_DIR/tests/data/card.rules" --http off --batch-size 300
+  --set kafka.session.timeout.ms=3000 --set kafka.heartbeat.interval.ms=300)
+scale=(--group scale --set engine.state.changelog=true --idle-exit 12s)
+
+# Paced: 12 simulated days in ~24 s of traffic, so the group changes while it flows.
+"$VIGIL" replay --transactions "$work/sim/transactions.jsonl" --to-kafka "$brokers" \
+  --speedup 43200 --quiet 2>"$work/feed.err" &
+feed=$!
+pids+=($feed)
+for inst in a b c; do
+  "$VIGIL" run "${common[@]}" "${scale[@]}" --instance "$inst" --state "$work/state-$inst" \
+    2>"$work/$inst.err" &
+  pids+=($!)
+  eval "pid_$inst=$!"
+done
+sleep 10
+kill -9 "$pid_b"
+wait "$pid_b" 2>/dev/null || true
+pass "instance b killed with SIGKILL midway ($(consume decisions -f '%s\n' | wc -l) decisions committed so far)"
+sleep 8
+"$VIGIL" run "${common[@]}" "${scale[@]}" --instance b --state "$work/state-b2" \
+  2>"$work/b2.err" &
+pids+=($!)
+pid_b2=$!
+wait "$feed" || fail "feeding the transactions failed: $(tail -3 "$work/feed.err")"
+for p in "$pid_a" "$pid_c" "$pid_b2"; do
+  wait "$p" || fail "an engine failed: $(tail -3 "$work"/*.err)"
+done
+
+# The survivors took the killed process's partitions over, and restored them (the
+# replacement may be given only labels partitions: the assignor balances partition counts
+# over both topics).
+grep -h "restored [0-9]* partition(s)" "$work"/{a,c,b2}.err | sed 's/^.*run: /  /'
+[[ $(cat "$work"/{a,c}.err | grep -c "restored [0-9]* partition(s) from vigil.changelog") -ge 1 ]] ||
+  fail "no survivor restored state from the changelog"
+pass "the partitions of the killed process were restored from the changelog"
+
+# The reference: one uninterrupted process over the same input, into other topics.
+"$VIGIL" run "${common[@]}" --group ref --state "$work/ref-state" \
+  --set topics.decisions=ref_decisions --set topics.review=ref_review --idle-exit 8s \
+  2>"$work/ref.err" || fail "reference run failed: $(tail -3 "$work/ref.err")"
+consume ref_decisions -f '%s\n' | sort >"$work/ref.jsonl"
+[[ $(wc -l <"$work/ref.jsonl") -eq $n ]] || fail "reference run decided $(wc -l <"$work/ref.jsonl") of $n"
+
+consume decisions -f '%h\t%s\n' >"$work/scale.txt"
+python3 - "$work/scale.txt" "$work/ref.jsonl" "$n" <<'PY' || fail "exactly-once check failed"
+import collections, json, sys
+ref = {json.loads(l)["txn_id"]: l.rstrip("\n") for l in open(sys.argv[2])}
+n = int(sys.argv[3])
+batches = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    headers, body = line.rstrip("\n").split("\t", 1)
+    batch = dict(h.split("=", 1) for h in headers.split(","))["vigil.batch"]
+    batches[batch].append((json.loads(body)["txn_id"], body))
+# batch ids are INSTANCE.PID.START_MS:SEQ; the killed process is instance b's first one
+procs = sorted({b.split(":")[0] for b in batches if b.startswith("b.")}, key=lambda r: int(r.rsplit(".", 1)[1]))
+killed = procs[0] if procs else None
+elsewhere = collections.Counter(t for b, items in batches.items() if b.split(":")[0] != killed for t, _ in items)
+redone = [b for b, items in batches.items() if b.split(":")[0] == killed and all(elsewhere[t] for t, _ in items)]
+kept = [(t, body) for b, items in batches.items() if b not in redone for t, body in items]
+print(f"  {sum(len(v) for v in batches.values())} decisions in {len(batches)} batches from "
+      f"{len({b.split(':')[0] for b in batches})} processes; {len(redone)} batch(es) of the killed "
+      f"process decided again elsewhere")
+ok = True
+if len(redone) > 1:
+    print(f"FAIL: {len(redone)} batches decided twice, more than the one open at the kill"); ok = False
+once = collections.Counter(t for t, _ in kept)
+dups = [t for t, c in once.items() if c > 1]
+if len(kept) != n or set(once) != set(ref) or dups:
+    print(f"FAIL: {len(kept)} decisions for {len(once)} transactions ({len(dups)} decided twice, e.g. "
+          f"{dups[:1]}), expected {n}"); ok = False
+diff = [t for t, body in kept if ref.get(t) != body]
+if diff:
+    print(f"FAIL: {len(diff)} decisions differ from the single-process run, e.g. {diff[0]}"); ok = False
+sys.exit(0 if ok else 1)
+PY
+pass "exactly one committed decision per transaction ($n) across the group, each identical to the single-process run's"
+done_ok
