@@ -128,7 +128,7 @@ static void test_shipped(void)
     VG_CHECK_STR(eb, "");
     VG_CHECK(d != NULL);
     if (d) {
-        VG_CHECK_INT(vg_catalog_size(d), 39);
+        VG_CHECK_INT(vg_catalog_size(d), 47);
         /* the names the default rules (DESIGN.md) refer to */
         VG_CHECK(vg_catalog_feature_index(d, "card_count_10m") >= 0);
         VG_CHECK(vg_catalog_feature_index(d, "card_amount_mean_10m") >= 0);
