@@ -569,6 +569,27 @@ vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
     return vg_pipeline_process_decoded(p, p->batch, sink, errbuf, errlen);
 }
 
+/* Scores rows [lo, hi) with the model and the shadow model. XGBoost's in-place prediction
+ * is thread-safe for tree models (its result buffer is per thread), and rows are independent,
+ * so the halves give what one call would. */
+typedef struct score_ctx {
+    vg_err_t err[2], shadow_err[2];
+    char errbuf[2][VG_ERRLEN];
+} score_ctx_t;
+
+static void score_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
+{
+    score_ctx_t *sc = ctx;
+    const float *rows = &p->xrows[lo * p->nfeat];
+    sc->err[who] = vg_model_score(p->model, rows, hi - lo, &p->scores[lo], sc->errbuf[who],
+                                  sizeof(sc->errbuf[who]));
+    if (p->shadow) {
+        char ignored[VG_ERRLEN];
+        sc->shadow_err[who] = vg_model_score(p->shadow, rows, hi - lo, &p->shadow_scores[lo],
+                                             ignored, sizeof(ignored));
+    }
+}
+
 /* Encodes the decisions of rows [lo, hi) into enc[who]. */
 static void encode_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
 {
@@ -640,14 +661,15 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         else
             memset(res, 0, sizeof(*res));
     }
-    if (p->model && nrows &&
-        (err = vg_model_score(p->model, p->xrows, nrows, p->scores, errbuf, errlen)))
-        return err;
-    if (p->shadow && nrows &&
-        vg_model_score(p->shadow, p->xrows, nrows, p->shadow_scores, errbuf, errlen) != VG_OK) {
-        /* a challenger never stops the champion */
-        for (size_t r = 0; r < nrows; r++)
-            p->shadow_scores[r] = NAN;
+    score_ctx_t sc = {0};
+    if (p->model && nrows) {
+        split(p, score_split, &sc, nrows);
+        for (int who = 0; who < 2; who++)
+            if (sc.err[who])
+                return vg_errf(errbuf, errlen, sc.err[who], "%s", sc.errbuf[who]);
+        if (p->shadow && (sc.shadow_err[0] || sc.shadow_err[1]))
+            for (size_t r = 0; r < nrows; r++) /* a challenger never stops the champion */
+                p->shadow_scores[r] = NAN;
     }
 
     /* 4: decide (in input order), encode (data-parallel), emit (in input order). */

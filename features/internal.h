@@ -223,6 +223,9 @@ static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
  * walk over that window alone gives (same merge order: newest bucket first). */
 void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t hi,
                          const int64_t *nwin, size_t nw, vg_acc_t *acc);
+/* 1 if value hash h is in buckets lo..hi of the set ring at offset o (an early-exit scan:
+ * what `new` needs, without collecting the distinct values). */
+int vg_ring_set_contains(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t h);
 /* Distinct hashes of buckets lo..hi of the set ring at offset o into out (capacity cap);
  * returns count. */
 size_t vg_ring_query_set(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t *out,

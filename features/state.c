@@ -744,16 +744,16 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
     int cur = f->current && f->ndelay == 0 && filter_pass(c, rd->filter, txn);
     if (f->agg == VG_AGG_DISTINCT || f->agg == VG_AGG_NEW) {
         int has = txn->str[f->field] != NULL;
-        if (f->agg == VG_AGG_NEW && !has)
-            return NAN;
+        if (f->agg == VG_AGG_NEW)
+            return has ? !vg_ring_set_contains(&e->blob, st->roff[f->ring], lo, hi,
+                                               value_hash(txn, f->field))
+                       : NAN;
         size_t n =
             vg_ring_query_set(&e->blob, st->roff[f->ring], lo, hi, st->setbuf, st->setcap - 1);
         uint64_t h = has ? value_hash(txn, f->field) : 0;
         int seen = 0;
         for (size_t i = 0; has && i < n && !seen; i++)
             seen = st->setbuf[i] == h;
-        if (f->agg == VG_AGG_NEW)
-            return seen ? 0.0 : 1.0;
         return (double)n + (cur && has && !seen ? 1 : 0);
     }
     vg_acc_t a = st->groups[st->fgroup[fi]].acc[st->fslot[fi]];

@@ -402,6 +402,26 @@ uint32_t vg_ring_add_value(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
     return start + nbytes;
 }
 
+int vg_ring_set_contains(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t h)
+{
+    uint32_t nb = rd32(blob->data + o);
+    int64_t newest = rdi64(blob->data + o + 8);
+    uint32_t r = o + VG_RING_HDR;
+    for (uint32_t b = 0; b < nb; b++) {
+        const uint8_t *rec = blob->data + r;
+        int64_t idx = full_idx(newest, rd32(rec));
+        uint32_t nv = rd32(rec + 4);
+        if (idx > hi)
+            break;
+        if (idx >= lo)
+            for (uint32_t j = 0; j < nv; j++)
+                if ((uint64_t)rdi64(rec + VG_SET_REC_HDR + 8 * j) == h)
+                    return 1;
+        r += VG_SET_REC_HDR + 8 * nv;
+    }
+    return 0;
+}
+
 size_t vg_ring_query_set(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t *out,
                          size_t cap)
 {
