@@ -8,7 +8,8 @@
 #   (c) the same with the state changelog on, then a restore of all of it into a fresh process.
 # Sustained throughput of both over the same backlog of N transactions, and their ratio; then
 # end-to-end latency (Kafka timestamp of the transaction -> commit of its decision) at a
-# fixed offered rate, exactly-once and at-least-once, with the engine's default batching
+# fixed offered rate, exactly-once and at-least-once, passthrough beside the engine (what the
+# broker and clients alone cost), with the engine's default batching
 # (natural batches: whatever is queued, so small under light traffic). The latency runs set
 # kafka.fetch.wait.max.ms=1: librdkafka's mock cluster holds an empty fetch for the whole
 # fetch.wait.max.ms even when data arrives meanwhile, where a real broker answers as soon as
@@ -83,8 +84,9 @@ if [[ -z ${NO_CHANGELOG:-} ]]; then
     "$(grep -o 'restored .*' "$work/restore.log" | sed 's/ from vigil.changelog//')"
 fi
 
-latency() { # NAME GUARANTEE: engine at the offered rate, on a fresh broker; prints p50/p99
+latency() { # NAME GUARANTEE [ARGS]: engine at the offered rate, on a fresh broker; p50/p99
   local name=$1 guarantee=$2
+  shift 2
   "$VIGIL" broker --partitions 64 --bootstrap-file "$work/bootstrap-$name" --log-level warn \
     2>/dev/null >/dev/null &
   local bpid=$!
@@ -92,8 +94,7 @@ latency() { # NAME GUARANTEE: engine at the offered rate, on a fresh broker; pri
   local b
   b=$(cat "$work/bootstrap-$name")
   "$VIGIL" run --brokers "$b" --group "lat-$name" --state "$work/state-lat-$name" \
-    --http off --catalog features/default.conf --rules rules/default.rules \
-    --model "$work/model" --guarantee "$guarantee" --set kafka.fetch.wait.max.ms=1 ${LAT_ARGS:-} \
+    --http off --guarantee "$guarantee" --set kafka.fetch.wait.max.ms=1 ${LAT_ARGS:-} "$@" \
     --idle-exit 4s 2>"$work/lat-$name.log" &
   local pid=$!
   sleep 4 # join the group before the traffic starts
@@ -106,5 +107,8 @@ latency() { # NAME GUARANTEE: engine at the offered rate, on a fresh broker; pri
   grep -o 'end-to-end latency p50 .*' "$work/lat-$name.log"
 }
 echo "== end-to-end latency at $RATE transactions/s offered" >&2
-printf '%-44s %s\n' "exactly once" "$(latency eos exactly_once)"
-printf '%-44s %s\n' "at least once" "$(latency alo at_least_once)"
+engine=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
+printf '%-44s %s\n' "passthrough, exactly once" "$(latency pt-eos exactly_once --passthrough)"
+printf '%-44s %s\n' "engine, exactly once" "$(latency eos exactly_once "${engine[@]}")"
+printf '%-44s %s\n' "passthrough, at least once" "$(latency pt-alo at_least_once --passthrough)"
+printf '%-44s %s\n' "engine, at least once" "$(latency alo at_least_once "${engine[@]}")"
