@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_run_scale.sh - several engine processes in one consumer group, with the state
 # changelog (engine.state.changelog). Traffic is paced into the transactions topic while three
-# processes (instances a, b, c) share it; b is killed with SIGKILL midway, its partitions move
-# to a and c, which restore their state from the changelog; later a replacement joins under
-# b's name (as a restarted pod would), takes partitions over and restores them too. At the
+# processes (instances a, b, c) share it; the one holding the most transactions partitions is
+# killed with SIGKILL midway, its partitions move to the other two, which restore their state
+# from the changelog; later a replacement joins under the dead one's name (as a restarted pod
+# would) and takes partitions over. At the
 # end a read_committed consumer must see exactly one decision per transaction, each identical
 # to the decision of one uninterrupted single-process run over the same input.
 #
@@ -15,7 +16,7 @@
 # test_run_crash.sh), so a process that takes a partition over learns where to resume from
 # the changelog's markers; without the changelog it would decide the whole partition again.
 # The broker also writes no abort markers: the batch open at the kill becomes visible when the
-# replacement fences it, so up to one batch of b's first process may be decided twice; the
+# replacement fences it, so up to one batch of the killed process may be decided twice; the
 # check removes it if every one of its transactions was decided again elsewhere.
 source "$(dirname "$0")/lib.sh"
 start_broker 16 --topic ref_decisions --topic ref_review
@@ -40,25 +41,33 @@ for inst in a b c; do
   eval "pid_$inst=$!"
 done
 sleep 10
-kill -9 "$pid_b"
-wait "$pid_b" 2>/dev/null || true
-pass "instance b killed with SIGKILL midway ($(consume decisions -f '%s\n' | wc -l) decisions committed so far)"
+# The victim holds the most transactions partitions (the assignor balances partition counts
+# over both topics, so a process may hold only labels partitions).
+held() { grep -o 'holding transactions \[[0-9 ]*\]' "$work/$1.err" | tail -1 | tr -cd '0-9 ' | wc -w; }
+victim=$(for inst in a b c; do echo "$(held $inst) $inst"; done | sort -rn | head -1 | cut -d' ' -f2)
+survivors=$(echo a b c | tr ' ' '\n' | grep -v "$victim" | tr '\n' ' ')
+eval "pid_victim=\$pid_$victim"
+kill -9 "$pid_victim"
+wait "$pid_victim" 2>/dev/null || true
+pass "instance $victim ($(held "$victim") transactions partitions) killed with SIGKILL midway ($(consume decisions -f '%s\n' | wc -l) decisions committed so far)"
 sleep 8
-"$VIGIL" run "${common[@]}" "${scale[@]}" --instance b --state "$work/state-b2" \
-  2>"$work/b2.err" &
+"$VIGIL" run "${common[@]}" "${scale[@]}" --instance "$victim" --state "$work/state-${victim}2" \
+  2>"$work/${victim}2.err" &
 pids+=($!)
-pid_b2=$!
+pid_new=$!
 wait "$feed" || fail "feeding the transactions failed: $(tail -3 "$work/feed.err")"
-for p in "$pid_a" "$pid_c" "$pid_b2"; do
-  wait "$p" || fail "an engine failed: $(tail -3 "$work"/*.err)"
+for inst in $survivors; do
+  eval "wait \$pid_$inst" || fail "engine $inst failed: $(tail -3 "$work/$inst.err")"
 done
+wait "$pid_new" || fail "the replacement failed: $(tail -3 "$work/${victim}2.err")"
 
-# The survivors took the killed process's partitions over, and restored them (the
-# replacement may be given only labels partitions: the assignor balances partition counts
-# over both topics).
-grep -h "restored [0-9]* partition(s)" "$work"/{a,c,b2}.err | sed 's/^.*run: /  /'
-[[ $(cat "$work"/{a,c}.err | grep -c "restored [0-9]* partition(s) from vigil.changelog") -ge 1 ]] ||
-  fail "no survivor restored state from the changelog"
+# The survivors took the killed process's partitions over, and restored them.
+grep -h "restored [0-9]* partition(s)" "$work"/*.err | sed 's/^.*run: /  /'
+restores=0
+for inst in $survivors; do
+  restores=$((restores + $(grep -c "restored [0-9]* partition(s) from vigil.changelog" "$work/$inst.err" || true)))
+done
+((restores > 0)) || fail "no survivor restored state from the changelog"
 pass "the partitions of the killed process were restored from the changelog"
 
 # The reference: one uninterrupted process over the same input, into other topics.
@@ -69,7 +78,7 @@ consume ref_decisions -f '%s\n' | sort >"$work/ref.jsonl"
 [[ $(wc -l <"$work/ref.jsonl") -eq $n ]] || fail "reference run decided $(wc -l <"$work/ref.jsonl") of $n"
 
 consume decisions -f '%h\t%s\n' >"$work/scale.txt"
-python3 - "$work/scale.txt" "$work/ref.jsonl" "$n" <<'PY' || fail "exactly-once check failed"
+python3 - "$work/scale.txt" "$work/ref.jsonl" "$n" "$victim" <<'PY' || fail "exactly-once check failed"
 import collections, json, sys
 ref = {json.loads(l)["txn_id"]: l.rstrip("\n") for l in open(sys.argv[2])}
 n = int(sys.argv[3])
@@ -78,8 +87,9 @@ for line in open(sys.argv[1]):
     headers, body = line.rstrip("\n").split("\t", 1)
     batch = dict(h.split("=", 1) for h in headers.split(","))["vigil.batch"]
     batches[batch].append((json.loads(body)["txn_id"], body))
-# batch ids are INSTANCE.PID.START_MS:SEQ; the killed process is instance b's first one
-procs = sorted({b.split(":")[0] for b in batches if b.startswith("b.")}, key=lambda r: int(r.rsplit(".", 1)[1]))
+# batch ids are INSTANCE.PID.START_MS:SEQ; the killed process is the victim instance's first
+victim = sys.argv[4]
+procs = sorted({b.split(":")[0] for b in batches if b.startswith(victim + ".")}, key=lambda r: int(r.rsplit(".", 1)[1]))
 killed = procs[0] if procs else None
 elsewhere = collections.Counter(t for b, items in batches.items() if b.split(":")[0] != killed for t, _ in items)
 redone = [b for b, items in batches.items() if b.split(":")[0] == killed and all(elsewhere[t] for t, _ in items)]
