@@ -330,6 +330,7 @@ void vg_pipeline_free(vg_pipeline_t *p)
 {
     if (!p)
         return;
+    worker_stop(p);
     vg_state_close(p->state);
     vg_rules_free(p->rules);
     vg_model_free(p->model);
@@ -341,7 +342,6 @@ void vg_pipeline_free(vg_pipeline_t *p)
     free(p->feat_names);
     vg_catalog_free(p->catalog);
     vg_schema_free(&p->schema);
-    worker_stop(p);
     vg_batch_free(p->batch);
     vg_buf_free(&p->enc[0]);
     vg_buf_free(&p->enc[1]);
