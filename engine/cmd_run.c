@@ -514,6 +514,10 @@ static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t 
             pos[np++] = (vg_readpos_t){.partition = parts[i].partition,
                                        .from = from >= 0 ? from : VG_OFFSET_BEGINNING};
         }
+    if (np == 0) { /* labels partitions only: nothing to restore */
+        free(pos);
+        return;
+    }
     char errbuf[VG_ERRLEN];
     int64_t t0 = vg_mono_ns();
     vg_err_t err = vg_topic_read(r->brokers, r->props, r->nprops, r->changelog, pos, np, 30000,
