@@ -62,7 +62,7 @@ done
 wait "$pid_new" || fail "the replacement failed: $(tail -3 "$work/${victim}2.err")"
 
 # The survivors took the killed process's partitions over, and restored them.
-grep -h "restored [0-9]* partition(s)" "$work"/*.err | sed 's/^.*run: /  /'
+grep -h "restored [0-9]* partition(s)" "$work"/*.err | sed 's/^.*run: /  /' || true
 restores=0
 for inst in $survivors; do
   restores=$((restores + $(grep -c "restored [0-9]* partition(s) from vigil.changelog" "$work/$inst.err" || true)))
