@@ -3,9 +3,10 @@
  * catalogue version; offsets are absent before the first commit and survive reopening;
  * uncommitted changes are dropped by close; labels for unknown transactions; missing
  * entity fields give NaN; stats count entities per type; the expiry filter deletes idle
- * entities from disk.
+ * entities from disk; a directory written with an older entity encoding is refused.
  */
 #include "features/features.h"
+#include "features/kv.h"
 #include "vg_test.h"
 
 #include <math.h>
@@ -135,8 +136,63 @@ static void test_state_edges(void)
     free(dir);
 }
 
+/* A directory written with another entity encoding version is refused at open, by name. */
+static void test_state_old_encoding(void)
+{
+    vg_schema_t schema;
+    vg_schema_init(&schema);
+    char eb[VG_ERRLEN] = "";
+    vg_catalog_t *c = vg_catalog_parse("c2", CAT2, strlen(CAT2), &schema, eb, sizeof(eb));
+    char *dir = vg_test_tmpdir();
+    vg_state_t *st = vg_state_open(dir, c, NULL, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    double out[1];
+    vg_txn_t txn;
+    txn_at(&txn, "a", "card1", NULL, 1767571200000LL);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(vg_state_commit(st, NULL, 0, eb, sizeof(eb)), VG_OK);
+    vg_state_close(st);
+
+    /* rewrite card1's value as an older build would have: version 1 in its first word */
+    vg_kv_family_t fams[] = {
+        {"meta", NULL, NULL, 0}, {"txn", NULL, NULL, 1}, {"entity.card_id", NULL, NULL, 1}};
+    vg_kv_t *kv = vg_kv_open(dir, fams, 3, NULL, eb, sizeof(eb));
+    VG_CHECK(kv != NULL);
+    if (kv) {
+        vg_buf_t val;
+        vg_buf_init(&val);
+        int found = 0;
+        VG_CHECK_INT(vg_kv_get(kv, 2, "card1", 5, &val, &found, eb, sizeof(eb)), VG_OK);
+        VG_CHECK(found && val.len >= 4);
+        uint32_t v1 = 1;
+        memcpy(val.data, &v1, 4);
+        vg_kv_batch_t *b = vg_kv_batch_new();
+        vg_kv_batch_put(b, kv, 2, "card1", 5, val.data, val.len);
+        VG_CHECK_INT(vg_kv_write(kv, b, 1, eb, sizeof(eb)), VG_OK);
+        vg_kv_batch_free(b);
+        vg_buf_free(&val);
+        vg_kv_close(kv);
+    }
+    VG_CHECK(vg_state_open(dir, c, NULL, eb, sizeof(eb)) == NULL);
+    char want[4400];
+    snprintf(want, sizeof(want),
+             "state in %s holds entity encoding version 1, this build reads version 2: rebuild "
+             "the state in a new directory",
+             dir);
+    VG_CHECK_STR(eb, want);
+    vg_catalog_free(c);
+    vg_schema_free(&schema);
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    VG_CHECK_INT(system(cmd), 0);
+    free(dir);
+}
+
 int main(void)
 {
     VG_RUN(test_state_edges);
+    VG_RUN(test_state_old_encoding);
     return vg_test_done();
 }
