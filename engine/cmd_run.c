@@ -968,7 +968,7 @@ int vg_cmd_run(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             vg_tp_t *tp = tp_get(r, msgs[i].topic_idx, msgs[i].partition);
             inputs[i] = (vg_input_t){
-                .kind = msgs[i].topic_idx == 1 ? VG_IN_LABEL : VG_IN_TXN,
+                .kind = msgs[i].topic_idx == TP_LABELS ? VG_IN_LABEL : VG_IN_TXN,
                 .data = msgs[i].value,
                 .len = msgs[i].len,
                 .partition = msgs[i].partition,
@@ -976,7 +976,7 @@ int vg_cmd_run(int argc, char **argv)
                 .timestamp_ms = msgs[i].timestamp_ms,
                 .emit = msgs[i].offset >= tp->emit_from,
             };
-            r->consumed[msgs[i].topic_idx == 1]++;
+            r->consumed[msgs[i].topic_idx]++;
             if (msgs[i].topic_idx == TP_TXNS)
                 tp->changed = 1;
             /* the offset this batch moves the partition to, for Kafka and for the state */
