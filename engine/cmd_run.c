@@ -186,7 +186,8 @@ typedef struct vg_run {
     size_t tp_nslot[TP_TOPICS];
     vg_assignment_t *done; /* the offsets a batch moves to, one per partition held */
     /* metrics */
-    vg_hist_t e2e, proc, batch_sizes;
+    vg_hist_t e2e, proc, batch_sizes, kafka_commit, state_commit;
+    double max_ms[3]; /* longest batch: processing, Kafka commit, state commit */
     uint64_t consumed[2], commits, aborts;
     vg_assignment_t lags[1024]; /* per assigned partition, refreshed with the metrics */
     size_t nlags;
@@ -667,6 +668,12 @@ static void write_metrics(vg_run_t *r, vg_buf_t *b)
                   "Messages per micro-batch (buckets are counts / 1000).", b);
     vg_hist_write(&r->proc, "vigil_processing_seconds",
                   "Pipeline time per micro-batch, decode to outputs queued.", b);
+    vg_hist_write(&r->kafka_commit, "vigil_kafka_commit_seconds",
+                  "Per micro-batch: the Kafka transaction commit (exactly once) or the producer "
+                  "flush (at least once).",
+                  b);
+    vg_hist_write(&r->state_commit, "vigil_state_commit_seconds",
+                  "Per micro-batch: the feature state commit (RocksDB write batch).", b);
     vg_hist_write(&r->e2e, "vigil_end_to_end_seconds",
                   "From a transaction's Kafka timestamp to the commit of its decision.", b);
 }
@@ -1061,11 +1068,17 @@ int vg_cmd_run(int argc, char **argv)
             vg_consumer_commit(r->consumer, done, ndone, errbuf, sizeof(errbuf)) != VG_OK)
             vg_warn("run", "%s (will be retried with the next batch)", errbuf);
         r->last_commit_ns = vg_mono_ns();
+        double phase_ms[3] = {(double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
+                              (double)(r->last_commit_ns - t2) / 1e6};
+        vg_hist_observe(&r->kafka_commit, phase_ms[1] / 1e3);
+        vg_hist_observe(&r->state_commit, phase_ms[2] / 1e3);
+        for (int k = 0; k < 3; k++)
+            if (phase_ms[k] > r->max_ms[k])
+                r->max_ms[k] = phase_ms[k];
         vg_debug("run",
                  "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state "
                  "commit %.1f ms",
-                 (unsigned long long)r->commits, n, (double)(t1 - t0) / 1e6,
-                 (double)(t2 - t1) / 1e6, (double)(r->last_commit_ns - t2) / 1e6);
+                 (unsigned long long)r->commits, n, phase_ms[0], phase_ms[1], phase_ms[2]);
         for (size_t i = 0; i < n; i++) {
             if (inputs[i].kind != VG_IN_TXN || !inputs[i].emit || msgs[i].timestamp_ms <= 0)
                 continue;
@@ -1097,6 +1110,13 @@ int vg_cmd_run(int argc, char **argv)
             (unsigned long long)s->decisions[1], (unsigned long long)s->decisions[2],
             (unsigned long long)s->dead_letters, (unsigned long long)r->commits,
             quantile(r, 0.5) * 1e3, quantile(r, 0.99) * 1e3);
+    if (r->commits)
+        vg_info("run",
+                "per batch: process mean %.1f ms (max %.1f), kafka commit mean %.1f ms (max "
+                "%.1f), state commit mean %.1f ms (max %.1f)",
+                r->proc.sum * 1e3 / (double)r->proc.count, r->max_ms[0],
+                r->kafka_commit.sum * 1e3 / (double)r->kafka_commit.count, r->max_ms[1],
+                r->state_commit.sum * 1e3 / (double)r->state_commit.count, r->max_ms[2]);
     if (r->last_commit_ns > r->first_msg_ns) {
         double secs = (double)(r->last_commit_ns - r->first_msg_ns) / 1e9;
         vg_info("run",

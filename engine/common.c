@@ -354,10 +354,8 @@ void vg_buf_reset(vg_buf_t *buf)
         buf->data[0] = '\0';
 }
 
-void vg_buf_reserve(vg_buf_t *buf, size_t n)
+void vg_buf_grow(vg_buf_t *buf, size_t n)
 {
-    if (buf->len + n + 1 <= buf->cap)
-        return;
     size_t cap = buf->cap ? buf->cap : 256;
     while (cap < buf->len + n + 1)
         cap *= 2;
@@ -365,24 +363,9 @@ void vg_buf_reserve(vg_buf_t *buf, size_t n)
     buf->cap = cap;
 }
 
-void vg_buf_append(vg_buf_t *buf, const void *data, size_t n)
-{
-    vg_buf_reserve(buf, n);
-    memcpy(buf->data + buf->len, data, n);
-    buf->len += n;
-    buf->data[buf->len] = '\0';
-}
-
 void vg_buf_puts(vg_buf_t *buf, const char *s)
 {
     vg_buf_append(buf, s, strlen(s));
-}
-
-void vg_buf_putc(vg_buf_t *buf, char c)
-{
-    vg_buf_reserve(buf, 1);
-    buf->data[buf->len++] = c;
-    buf->data[buf->len] = '\0';
 }
 
 void vg_buf_printf(vg_buf_t *buf, const char *fmt, ...)
@@ -403,45 +386,43 @@ void vg_buf_printf(vg_buf_t *buf, const char *fmt, ...)
 void vg_buf_json_str(vg_buf_t *buf, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    vg_buf_reserve(buf, n + 2);
-    buf->data[buf->len++] = '"';
+    /* Once for the worst case (every byte as \u00XX, plus the quotes): the loop below runs
+     * for every byte of every string of every decision. */
+    vg_buf_reserve(buf, 6 * n + 2);
+    char *o = buf->data + buf->len;
+    *o++ = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&') {
-            vg_buf_reserve(buf, 2);
-            buf->data[buf->len++] = (char)c;
+            *o++ = (char)c;
             continue;
         }
         /* <, > and & are escaped too, so that a record is safe to embed in HTML. */
-        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
-        size_t en = 2;
+        *o++ = '\\';
         switch (c) {
         case '"':
-            esc[1] = '"';
-            break;
         case '\\':
-            esc[1] = '\\';
+            *o++ = (char)c;
             break;
         case '\n':
-            esc[1] = 'n';
+            *o++ = 'n';
             break;
         case '\r':
-            esc[1] = 'r';
+            *o++ = 'r';
             break;
         case '\t':
-            esc[1] = 't';
+            *o++ = 't';
             break;
         default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            en = 6;
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
         }
-        vg_buf_append(buf, esc, en);
     }
-    vg_buf_putc(buf, '"');
+    *o++ = '"';
+    *o = '\0';
+    buf->len = (size_t)(o - buf->data);
 }
 
 /* Writes the decimal digits of u (u > 0 or the single digit 0) ending at end; returns the

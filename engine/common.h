@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef enum vg_err {
     VG_OK = 0,
@@ -117,11 +118,30 @@ typedef struct vg_buf {
 void vg_buf_init(vg_buf_t *buf);
 void vg_buf_free(vg_buf_t *buf);
 void vg_buf_reset(vg_buf_t *buf);
-/* Ensure room for n more bytes; aborts on out-of-memory (the process cannot go on). */
-void vg_buf_reserve(vg_buf_t *buf, size_t n);
-void vg_buf_append(vg_buf_t *buf, const void *data, size_t n);
+/* Grows the buffer to hold n more bytes and the NUL; aborts on out-of-memory (the process
+ * cannot go on). Use vg_buf_reserve. */
+void vg_buf_grow(vg_buf_t *buf, size_t n);
+/* Ensure room for n more bytes. Inline with the appends below: encoders call them for every
+ * field of every decision. */
+static inline void vg_buf_reserve(vg_buf_t *buf, size_t n)
+{
+    if (buf->len + n + 1 > buf->cap)
+        vg_buf_grow(buf, n);
+}
+static inline void vg_buf_append(vg_buf_t *buf, const void *data, size_t n)
+{
+    vg_buf_reserve(buf, n);
+    memcpy(buf->data + buf->len, data, n);
+    buf->len += n;
+    buf->data[buf->len] = '\0';
+}
+static inline void vg_buf_putc(vg_buf_t *buf, char c)
+{
+    vg_buf_reserve(buf, 1);
+    buf->data[buf->len++] = c;
+    buf->data[buf->len] = '\0';
+}
 void vg_buf_puts(vg_buf_t *buf, const char *s);
-void vg_buf_putc(vg_buf_t *buf, char c);
 void vg_buf_printf(vg_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included, escaping as RFC 8259 requires. */
 void vg_buf_json_str(vg_buf_t *buf, const char *s, size_t n);

@@ -105,6 +105,8 @@ latency() { # NAME GUARANTEE [ARGS]: engine at the offered rate, on a fresh brok
   kill "$bpid"
   wait "$bpid" 2>/dev/null || true
   grep -o 'end-to-end latency p50 .*' "$work/lat-$name.log"
+  # where a batch's time went, for reading the tail
+  printf '%-44s %s\n' "" "$(grep -o 'per batch: .*' "$work/lat-$name.log")"
 }
 echo "== end-to-end latency at $RATE transactions/s offered" >&2
 engine=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
