@@ -92,7 +92,25 @@ struct vg_producer {
     char *track_topic; /* vg_producer_track(): the greatest delivered offset per partition */
     int64_t *tracked;
     size_t ntracked;
+    /* Topic handles by name: a send by name makes librdkafka look the topic up in its list
+     * (a lock and string compares) for every message. */
+    rd_kafka_topic_t **topics;
+    size_t ntopics;
 };
+
+/* The handle of topic, created on first use (a handful per process); NULL on error. */
+static rd_kafka_topic_t *topic_handle(vg_producer_t *p, const char *topic)
+{
+    for (size_t i = 0; i < p->ntopics; i++)
+        if (strcmp(rd_kafka_topic_name(p->topics[i]), topic) == 0)
+            return p->topics[i];
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    if (rkt) {
+        p->topics = vg_xrealloc(p->topics, (p->ntopics + 1) * sizeof(*p->topics));
+        p->topics[p->ntopics++] = rkt;
+    }
+    return rkt;
+}
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -161,10 +179,12 @@ vg_err_t vg_producer_send(vg_producer_t *p, const char *topic, const void *key, 
                           const void *value, size_t valuelen, char *errbuf, size_t errlen)
 {
     for (;;) {
+        rd_kafka_topic_t *rkt = topic_handle(p, topic);
         rd_kafka_resp_err_t err =
-            rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
-                              RD_KAFKA_V_VALUE((void *)value, valuelen),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            rkt ? rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(key, keylen),
+                                    RD_KAFKA_V_VALUE((void *)value, valuelen),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)
+                : rd_kafka_last_error();
         if (!err)
             break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -216,6 +236,9 @@ void vg_producer_free(vg_producer_t *p)
     if (!p)
         return;
     rd_kafka_flush(p->rk, 10000);
+    for (size_t i = 0; i < p->ntopics; i++)
+        rd_kafka_topic_destroy(p->topics[i]);
+    free(p->topics);
     rd_kafka_destroy(p->rk);
     free(p->track_topic);
     free(p->tracked);
@@ -243,11 +266,17 @@ vg_err_t vg_producer_send_to(vg_producer_t *p, const char *topic, int32_t partit
         for (size_t i = 0; i < nheaders; i++)
             rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
                                 (ssize_t)headers[i].len);
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic),
-            RD_KAFKA_V_PARTITION(partition == VG_PARTITION_ANY ? RD_KAFKA_PARTITION_UA : partition),
-            RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, value ? valuelen : 0),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        rd_kafka_topic_t *rkt = topic_handle(p, topic);
+        rd_kafka_resp_err_t err =
+            !rkt ? rd_kafka_last_error()
+                 : rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),
+                                     RD_KAFKA_V_PARTITION(partition == VG_PARTITION_ANY
+                                                              ? RD_KAFKA_PARTITION_UA
+                                                              : partition),
+                                     RD_KAFKA_V_KEY(key, keylen),
+                                     RD_KAFKA_V_VALUE((void *)value, value ? valuelen : 0),
+                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                     RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (!err)
             break;
         rd_kafka_headers_destroy(hdrs);
