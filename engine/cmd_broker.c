@@ -31,7 +31,8 @@ static void help(void)
            "  --bootstrap-file FILE  also write the bootstrap address to FILE\n"
            "  --log-level LEVEL      debug, info, warn or error (default info)\n"
            "  -h, --help             this help\n\n"
-           "Topics created: transactions, decisions, review, labels, transactions.dlq.\n");
+           "Topics created: transactions, decisions, review, labels, transactions.dlq,\n"
+           "vigil.changelog.\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)

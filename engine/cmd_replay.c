@@ -310,7 +310,7 @@ static void help(void)
            "  --model DIR           model bundle (default: none)\n"
            "  --shadow-model DIR    challenger bundle\n"
            "  --state DIR           state directory (default: a fresh temporary one, removed)\n"
-           "  --batch-size N        micro-batch size (default 5000, as vigil run)\n"
+           "  --batch-size N        micro-batch size (default 5000; changes speed only)\n"
            "  --threads N           1 or 2: a second thread encodes half of each batch's\n"
            "                        decisions (default 2; the output is the same)\n"
            "  --commit-every N      commit state every N messages (default 100000; the state\n"

@@ -14,8 +14,11 @@
 # (cards already known compromised left out, counting frauds from the training window on).
 # --train-args passes more options to vigil train (e.g. "--trees 200 --eta 0.1").
 # Exit status: 0 promoted (or first champion), 3 trained but not better, 1 error.
+# VIGIL: the binary (default: `vigil` on PATH, else this checkout's build/vigil).
 set -euo pipefail
-VIGIL=${VIGIL:-vigil}
+if [[ -z ${VIGIL:-} ]]; then
+  VIGIL=$(command -v vigil || echo "$(cd "$(dirname "$0")/.." && pwd)/build/vigil")
+fi
 decisions= labels= registry= now=
 train_days=7 delay_days=7 test_days=7 k=100 known=() train_args=
 while [[ $# -gt 0 ]]; do
