@@ -38,6 +38,12 @@ grep -q "vigil_dead_letters_total 5" <<<"$metrics" || fail "metrics did not coun
 grep -q "vigil_consumed_total{topic=\"transactions\"} $((good + 5))" <<<"$metrics" ||
   fail "metrics did not count $((good + 5)) consumed transactions"
 pass "/metrics counted $((good + 5)) consumed and 5 dead letters"
+# Metrics are written between batches: every batch counted has been processed and committed.
+count() { sed -n "s/^vigil_$1_seconds_count //p" <<<"$metrics"; }
+batches=$(count processing)
+[[ -n $batches && $batches -gt 0 && $(count kafka_commit) == "$batches" && $(count state_commit) == "$batches" ]] ||
+  fail "batch histograms disagree: processing '$batches', kafka commit '$(count kafka_commit)', state commit '$(count state_commit)'"
+pass "processing, Kafka commit and state commit histograms each counted the $batches batches"
 if command -v promtool >/dev/null; then
   promtool check metrics <<<"$metrics" >"$work/promtool.out" 2>&1 ||
     fail "promtool check metrics: $(cat "$work/promtool.out")"
