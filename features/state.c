@@ -10,12 +10,17 @@
  *
  * Invariants:
  *  - the cache is an open-addressing (linear probing) table keyed by (type, id); an entity
- *    in it is authoritative over RocksDB; a dirty entity (changed since the last commit)
- *    is on the dirty list (at dirty_idx) and is never evicted, so the cache only drops
- *    committed state; an entity is one block (header, key, encoded rings) that only
- *    entity_room() moves, fixing its table slot and dirty-list entry;
- *  - transaction records made or changed since the last commit live in an arena indexed
- *    by txn_id and reach RocksDB only in the commit's batch, with the entities and offsets;
+ *    in it is authoritative over RocksDB; a dirty entity (changed since the last write to
+ *    RocksDB) is on the dirty list (at dirty_idx) and is never evicted, so the cache only
+ *    drops written state; an entity changed since the last commit is also on the changed
+ *    list (at changed_idx); an entity is one block (header, key, encoded rings) that only
+ *    entity_room() moves, fixing its table slot and its entries in both lists;
+ *  - transaction records made or changed since the last write live in an arena indexed
+ *    by txn_id and reach RocksDB only in a write's batch, with the entities and offsets;
+ *  - a write (write_state) holds everything committed and nothing else: without
+ *    checkpoint_ms every commit writes; with it, commits only record their offsets (the
+ *    dirty list and pending records then span several commits) and a checkpoint writes them
+ *    all with the last commit's offsets, so what RocksDB holds is always one commit's state;
  *  - an entity whose newest transaction is older than (watermark - its type's retention)
  *    is logically empty: it is reset on access, deleted at commit if dirty, and dropped by
  *    the compaction filter on disk (which compares against the committed watermark, never
@@ -41,10 +46,12 @@
 typedef struct vg_entity {
     uint64_t hash;
     vg_blob_t blob;
-    uint32_t acct;      /* bytes accounted in cache_bytes */
-    uint32_t dirty_idx; /* position in the dirty list while dirty */
+    uint32_t acct;        /* bytes accounted in cache_bytes */
+    uint32_t dirty_idx;   /* position in the dirty list while dirty */
+    uint32_t changed_idx; /* position in the changed list while changed */
     uint16_t type;
     uint8_t dirty;
+    uint8_t changed;
     uint8_t ref;
     int32_t part; /* input partition of the last transaction that touched it (-1: unknown) */
     uint32_t keylen;
@@ -101,12 +108,15 @@ struct vg_state {
     size_t nents;
     size_t cache_bytes, cache_limit;
     size_t clock;
-    vg_entity_t **dirty;
+    vg_entity_t **dirty; /* changed since the last write to RocksDB */
     size_t ndirty, dirtycap;
+    vg_entity_t **changed; /* changed since the last commit (vg_state_changes) */
+    size_t nchanged, changedcap;
 
     vg_arena_t txn_arena;
     tslot_t *tslots; /* open addressing, linear probing, keyed by txn_id */
     size_t ntslots, ntxns;
+    size_t txn_bytes; /* arena bytes the pending records use */
 
     vg_kv_batch_t *batch;
     vg_buf_t getbuf, recbuf;
@@ -115,6 +125,12 @@ struct vg_state {
     int64_t txn_retention;
     int sync;
     int32_t part; /* vg_state_set_partition() */
+    /* checkpoint_ms: commits since the last write, and the last commit's offsets */
+    int64_t checkpoint_ns, last_write_ns;
+    int unwritten;   /* a commit since the last write */
+    int uncommitted; /* a change since the last commit */
+    int have_offsets;
+    vg_buf_t offsets;
 
     uint64_t *setbuf;
     size_t setcap;
@@ -132,7 +148,7 @@ struct vg_state {
     vg_entity_t *ents[VG_STATE_MAX_TYPES];
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
 
-    uint64_t loads, evictions, expired, commits, committed_bytes;
+    uint64_t loads, evictions, expired, commits, writes, committed_bytes;
 };
 
 static const char META_CATALOG[] = "catalog";
@@ -276,6 +292,8 @@ static vg_entity_t *entity_room(vg_state_t *st, vg_entity_t *e, uint32_t extra)
             }
         if (e->dirty)
             st->dirty[e->dirty_idx] = e;
+        if (e->changed)
+            st->changed[e->changed_idx] = e;
     }
     account(st, e);
     return e;
@@ -284,6 +302,15 @@ static vg_entity_t *entity_room(vg_state_t *st, vg_entity_t *e, uint32_t extra)
 static void mark_dirty(vg_state_t *st, vg_entity_t *ent)
 {
     ent->ref = 1;
+    if (!ent->changed) {
+        ent->changed = 1;
+        ent->changed_idx = (uint32_t)st->nchanged;
+        if (st->nchanged == st->changedcap) {
+            st->changedcap = st->changedcap ? st->changedcap * 2 : 1024;
+            st->changed = vg_xrealloc(st->changed, st->changedcap * sizeof(*st->changed));
+        }
+        st->changed[st->nchanged++] = ent;
+    }
     if (ent->dirty)
         return;
     ent->dirty = 1;
@@ -440,6 +467,7 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
         if (!r)
             st->ntxns++;
         r = vg_arena_alloc(&st->txn_arena, sizeof(*r));
+        st->txn_bytes += sizeof(*r) + len + vlen;
         r->hash = h;
         r->klen = (uint32_t)len;
         r->key = vg_arena_alloc(&st->txn_arena, len ? len : 1);
@@ -531,6 +559,9 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     st->txn_retention =
         opts && opts->txn_retention_ms ? opts->txn_retention_ms : catalog->label_retention;
     st->sync = opts ? !opts->nosync : 1;
+    st->checkpoint_ns = opts && opts->checkpoint_ms > 0 ? opts->checkpoint_ms * 1000000 : 0;
+    st->last_write_ns = vg_mono_ns();
+    vg_buf_init(&st->offsets);
     st->watermark = INT64_MIN;
     st->committed_watermark = INT64_MIN;
     st->part = -1;
@@ -637,10 +668,17 @@ out_free:
     return NULL;
 }
 
+static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen);
+
 void vg_state_close(vg_state_t *st)
 {
     if (!st)
         return;
+    if (st->kv && st->batch && st->unwritten && !st->uncommitted) {
+        char eb[VG_ERRLEN];
+        if (write_state(st, eb, sizeof(eb)) != VG_OK)
+            vg_error("features", "writing the last commits at close failed: %s", eb);
+    }
     vg_kv_close(st->kv); /* first: compaction threads read st */
     vg_kv_batch_free(st->batch);
     for (size_t i = 0; i < st->nslots; i++)
@@ -649,6 +687,8 @@ void vg_state_close(vg_state_t *st)
         }
     free(st->slots);
     free(st->dirty);
+    free(st->changed);
+    vg_buf_free(&st->offsets);
     free(st->tslots);
     vg_arena_free(&st->txn_arena);
     vg_buf_free(&st->getbuf);
@@ -798,6 +838,7 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
 vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
 {
     const vg_catalog_t *c = st->catalog;
+    st->uncommitted = 1;
     int64_t t = txn->ts_ms;
     int64_t wm = st->watermark > t ? st->watermark : t;
     vg_err_t err;
@@ -918,6 +959,7 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     const vg_catalog_t *c = st->catalog;
     if (!c->uses_labels)
         return VG_OK;
+    st->uncommitted = 1;
     const char *id = label->txn_id;
     if (!id)
         return VG_ERR_NOTFOUND;
@@ -996,8 +1038,9 @@ static int entity_gone(const vg_state_t *st, const vg_entity_t *e)
     return last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret);
 }
 
-vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
-                         size_t errlen)
+/* Writes the dirty entities, pending records and the offsets of the last commit in one
+ * batch: the state as of that commit (no change since it: see vg_state_close). */
+static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen)
 {
     vg_kv_batch_clear(st->batch);
     /* In no particular order: the families' memtables hash whole keys (kv.h point_lookups),
@@ -1016,7 +1059,7 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
             vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
     }
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
-                    offsets ? offsets : "", offsets ? len : 0);
+                    st->offsets.len ? st->offsets.data : "", st->offsets.len);
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_WATERMARK, strlen(META_WATERMARK),
                     &st->watermark, 8);
     size_t bytes = vg_kv_batch_bytes(st->batch);
@@ -1032,11 +1075,44 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
         st->ntxns = 0;
         vg_arena_reset(&st->txn_arena);
     }
+    st->txn_bytes = 0;
     __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
-    st->commits++;
+    st->writes++;
     st->committed_bytes += bytes;
+    st->unwritten = 0;
+    st->last_write_ns = vg_mono_ns();
     evict(st);
     return VG_OK;
+}
+
+vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
+                         size_t errlen)
+{
+    vg_buf_reset(&st->offsets);
+    if (offsets)
+        vg_buf_append(&st->offsets, offsets, len);
+    st->have_offsets = 1;
+    for (size_t i = 0; i < st->nchanged; i++)
+        st->changed[i]->changed = 0;
+    st->nchanged = 0;
+    st->uncommitted = 0;
+    st->unwritten = 1;
+    st->commits++;
+    /* Due by time, or because only a write lets the cache shrink (dirty entities stay) and
+     * frees the pending records. */
+    if (!st->checkpoint_ns || vg_mono_ns() - st->last_write_ns >= st->checkpoint_ns ||
+        st->cache_bytes + st->txn_bytes + st->ntslots * sizeof(tslot_t) > st->cache_limit) {
+        vg_err_t err = write_state(st, errbuf, errlen);
+        if (err)
+            st->uncommitted = 1; /* so that closing does not write it after all */
+        return err;
+    }
+    return VG_OK;
+}
+
+vg_err_t vg_state_checkpoint(vg_state_t *st, char *errbuf, size_t errlen)
+{
+    return st->unwritten ? write_state(st, errbuf, errlen) : VG_OK;
 }
 
 vg_err_t vg_state_offsets(vg_state_t *st, void **blob, size_t *len)
@@ -1045,6 +1121,14 @@ vg_err_t vg_state_offsets(vg_state_t *st, void **blob, size_t *len)
     char eb[VG_ERRLEN];
     *blob = NULL;
     *len = 0;
+    if (st->have_offsets) { /* RocksDB may hold an older commit's (checkpoint_ms) */
+        if (st->offsets.len > 0) {
+            *blob = vg_xmalloc(st->offsets.len);
+            memcpy(*blob, st->offsets.data, st->offsets.len);
+            *len = st->offsets.len;
+        }
+        return VG_OK;
+    }
     vg_err_t err = vg_kv_get(st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS), &st->getbuf,
                              &found, eb, sizeof(eb));
     if (err) {
@@ -1084,6 +1168,7 @@ void vg_state_stats(vg_state_t *st, vg_state_stats_t *stats)
     stats->evictions = st->evictions;
     stats->expired = st->expired;
     stats->commits = st->commits;
+    stats->checkpoints = st->writes;
     stats->committed_bytes = st->committed_bytes;
     stats->watermark_ms = st->watermark;
 }
@@ -1097,13 +1182,13 @@ void vg_state_set_partition(vg_state_t *st, int32_t partition)
 
 size_t vg_state_changes(vg_state_t *st, vg_state_change_cb *cb, void *opaque)
 {
-    for (size_t i = 0; i < st->ndirty; i++) {
-        const vg_entity_t *e = st->dirty[i];
+    for (size_t i = 0; i < st->nchanged; i++) {
+        const vg_entity_t *e = st->changed[i];
         int gone = entity_gone(st, e);
         cb(opaque, e->part, st->catalog->types[e->type].name, e->key, e->keylen,
            gone ? NULL : e->blob.data, gone ? 0 : e->blob.len);
     }
-    return st->ndirty;
+    return st->nchanged;
 }
 
 vg_err_t vg_state_restore(vg_state_t *st, const char *entity, const char *key, size_t klen,
@@ -1123,6 +1208,7 @@ vg_err_t vg_state_restore(vg_state_t *st, const char *entity, const char *key, s
                        "changelog record for %s %.*s does not fit the catalogue's layout", entity,
                        (int)klen, key);
     vg_err_t err;
+    st->uncommitted = 1;
     vg_entity_t *e = entity_get(st, type, key, klen, &err);
     if (!e)
         return vg_errf(errbuf, errlen, err, "reading %s %.*s failed", entity, (int)klen, key);
