@@ -21,6 +21,12 @@
  *    checkpoint_ms every commit writes; with it, commits only record their offsets (the
  *    dirty list and pending records then span several commits) and a checkpoint writes them
  *    all with the last commit's offsets, so what RocksDB holds is always one commit's state;
+ *  - checkpoint_ms: a checkpoint's batch is built on the caller's thread (values copied) and
+ *    written by the writer thread while processing goes on; one at a time. Until it is
+ *    applied, what it holds may be newer than RocksDB: its transaction records stay
+ *    findable in the in-flight table (wtslots), and no entity is evicted (evict() runs only
+ *    once every write handed over has finished), so a cache miss never reads a value older
+ *    than one in flight; the compaction filter's watermark moves when the write is applied;
  *  - an entity whose newest transaction is older than (watermark - its type's retention)
  *    is logically empty: it is reset on access, deleted at commit if dirty, and dropped by
  *    the compaction filter on disk (which compares against the committed watermark, never
@@ -34,6 +40,7 @@
 #include "features/kv.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -120,6 +127,21 @@ struct vg_state {
 
     vg_kv_batch_t *batch;
     vg_buf_t getbuf, recbuf;
+
+    /* checkpoint_ms: the writer thread and the batch it writes (guarded by wmu) */
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    vg_kv_batch_t *wbatch;
+    int wbusy, wstop;
+    vg_err_t werr; /* sticky: the first failed write's */
+    char werrbuf[VG_ERRLEN];
+    int64_t wwatermark; /* the watermark of the batch in flight */
+    /* the transaction records of the last batch handed over (main thread only) */
+    vg_arena_t wtxn_arena;
+    tslot_t *wtslots;
+    size_t nwtslots, nwtxns;
     int64_t watermark;           /* greatest ts processed (INT64_MIN: none) */
     int64_t committed_watermark; /* read by compaction threads (atomics) */
     int64_t txn_retention;
@@ -432,14 +454,19 @@ static void evict(vg_state_t *st)
 
 /* ---- pending transaction records ---- */
 
-static tslot_t *txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
+static tslot_t *tab_slot(tslot_t *tab, size_t n, const char *key, size_t len, uint64_t h)
 {
-    size_t mask = st->ntslots - 1;
+    size_t mask = n - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        tslot_t *s = &st->tslots[i];
+        tslot_t *s = &tab[i];
         if (!s->rec || (s->hash == h && s->rec->klen == len && memcmp(s->rec->key, key, len) == 0))
             return s;
     }
+}
+
+static tslot_t *txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
+{
+    return tab_slot(st->tslots, st->ntslots, key, len, h);
 }
 
 /* Stores (or replaces) the pending record for key. */
@@ -568,6 +595,9 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     vg_buf_init(&st->getbuf);
     vg_buf_init(&st->recbuf);
     vg_arena_init(&st->txn_arena, 1 << 20);
+    vg_arena_init(&st->wtxn_arena, 1 << 20);
+    pthread_mutex_init(&st->wmu, NULL);
+    pthread_cond_init(&st->wcv, NULL);
 
     vg_kv_family_t fams[VG_STATE_MAX_TYPES + 2];
     char names[VG_STATE_MAX_TYPES][96];
@@ -674,13 +704,24 @@ void vg_state_close(vg_state_t *st)
 {
     if (!st)
         return;
-    if (st->kv && st->batch && st->unwritten && !st->uncommitted) {
-        char eb[VG_ERRLEN];
-        if (write_state(st, eb, sizeof(eb)) != VG_OK)
-            vg_error("features", "writing the last commits at close failed: %s", eb);
+    char eb[VG_ERRLEN];
+    if (st->kv && st->batch && st->unwritten && !st->uncommitted &&
+        vg_state_checkpoint(st, eb, sizeof(eb)) != VG_OK)
+        vg_error("features", "writing the last commits at close failed: %s", eb);
+    if (st->writer_started) {
+        pthread_mutex_lock(&st->wmu);
+        st->wstop = 1; /* it finishes a write in flight first */
+        pthread_cond_broadcast(&st->wcv);
+        pthread_mutex_unlock(&st->wmu);
+        pthread_join(st->writer, NULL);
     }
+    pthread_mutex_destroy(&st->wmu);
+    pthread_cond_destroy(&st->wcv);
     vg_kv_close(st->kv); /* first: compaction threads read st */
     vg_kv_batch_free(st->batch);
+    vg_kv_batch_free(st->wbatch);
+    free(st->wtslots);
+    vg_arena_free(&st->wtxn_arena);
     for (size_t i = 0; i < st->nslots; i++)
         if (st->slots[i].ent) {
             free(st->slots[i].ent);
@@ -967,6 +1008,11 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     uint64_t h = vg_hash64(id, idlen, VG_HASH_SEED);
     txnrec_t *r = txn_slot(st, id, idlen, h)->rec;
     vg_err_t err;
+    if (!r && st->nwtxns) { /* in a checkpoint being written: RocksDB may not have it yet */
+        const txnrec_t *w = tab_slot(st->wtslots, st->nwtslots, id, idlen, h)->rec;
+        if (w)
+            r = txn_put(st, id, idlen, w->val, w->vlen);
+    }
     if (!r) {
         int found = 0;
         char eb[VG_ERRLEN];
@@ -1038,9 +1084,9 @@ static int entity_gone(const vg_state_t *st, const vg_entity_t *e)
     return last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret);
 }
 
-/* Writes the dirty entities, pending records and the offsets of the last commit in one
- * batch: the state as of that commit (no change since it: see vg_state_close). */
-static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen)
+/* Fills st->batch with the dirty entities, pending records and the offsets of the last
+ * commit: the state as of that commit (no change since it: see vg_state_close). */
+static void build_batch(vg_state_t *st)
 {
     vg_kv_batch_clear(st->batch);
     /* In no particular order: the families' memtables hash whole keys (kv.h point_lookups),
@@ -1062,26 +1108,122 @@ static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen)
                     st->offsets.len ? st->offsets.data : "", st->offsets.len);
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_WATERMARK, strlen(META_WATERMARK),
                     &st->watermark, 8);
-    size_t bytes = vg_kv_batch_bytes(st->batch);
-    vg_err_t err = vg_kv_write(st->kv, st->batch, st->sync, errbuf, errlen);
-    vg_kv_batch_clear(st->batch);
-    if (err)
-        return err;
+}
+
+/* After a batch is built and its write under way or done: nothing is dirty or pending. */
+static void batch_taken(vg_state_t *st)
+{
     for (size_t i = 0; i < st->ndirty; i++)
         st->dirty[i]->dirty = 0;
     st->ndirty = 0;
-    if (st->ntxns) {
-        memset(st->tslots, 0, st->ntslots * sizeof(*st->tslots));
-        st->ntxns = 0;
-        vg_arena_reset(&st->txn_arena);
-    }
     st->txn_bytes = 0;
-    __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
     st->writes++;
-    st->committed_bytes += bytes;
+    st->committed_bytes += vg_kv_batch_bytes(st->batch);
     st->unwritten = 0;
     st->last_write_ns = vg_mono_ns();
-    evict(st);
+}
+
+static void *writer_main(void *arg)
+{
+    vg_state_t *st = arg;
+    pthread_mutex_lock(&st->wmu);
+    for (;;) {
+        while (!st->wbusy && !st->wstop)
+            pthread_cond_wait(&st->wcv, &st->wmu);
+        if (!st->wbusy)
+            break;
+        pthread_mutex_unlock(&st->wmu);
+        char eb[VG_ERRLEN];
+        vg_err_t err = vg_kv_write(st->kv, st->wbatch, st->sync, eb, sizeof(eb));
+        if (!err)
+            __atomic_store_n(&st->committed_watermark, st->wwatermark, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&st->wmu);
+        if (err && !st->werr) {
+            st->werr = err;
+            memcpy(st->werrbuf, eb, sizeof(eb));
+        }
+        st->wbusy = 0;
+        pthread_cond_broadcast(&st->wcv);
+    }
+    pthread_mutex_unlock(&st->wmu);
+    return NULL;
+}
+
+/* Waits until no write is in flight; the first failed write's error, if any (sticky). */
+static vg_err_t writer_wait(vg_state_t *st, char *errbuf, size_t errlen)
+{
+    if (!st->writer_started)
+        return VG_OK;
+    pthread_mutex_lock(&st->wmu);
+    while (st->wbusy)
+        pthread_cond_wait(&st->wcv, &st->wmu);
+    vg_err_t err = st->werr;
+    if (err)
+        vg_errf(errbuf, errlen, err, "%s", st->werrbuf);
+    pthread_mutex_unlock(&st->wmu);
+    return err;
+}
+
+/* Writes what the commits changed. Without checkpoint_ms, here and now. With it, on the
+ * writer thread: this waits for the previous write, builds the batch and returns. */
+static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen)
+{
+    vg_err_t err;
+    if (!st->checkpoint_ns) {
+        build_batch(st);
+        if ((err = vg_kv_write(st->kv, st->batch, st->sync, errbuf, errlen)) != VG_OK)
+            return err;
+        batch_taken(st);
+        if (st->ntxns) {
+            memset(st->tslots, 0, st->ntslots * sizeof(*st->tslots));
+            st->ntxns = 0;
+            vg_arena_reset(&st->txn_arena);
+        }
+        __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
+        evict(st);
+        return VG_OK;
+    }
+    if ((err = writer_wait(st, errbuf, errlen)) != VG_OK)
+        return err;
+    evict(st); /* every write handed over is applied: any clean entity may go */
+    if (!st->writer_started) {
+        st->wbatch = vg_kv_batch_new();
+        if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+            vg_kv_batch_free(st->wbatch);
+            st->wbatch = NULL;
+            return vg_errf(errbuf, errlen, VG_ERR_STATE, "cannot start the state writer thread");
+        }
+        st->writer_started = 1;
+    }
+    build_batch(st);
+    batch_taken(st);
+    /* the records go in flight: swap the pending table with the (finished) in-flight one */
+    if (st->wtslots)
+        memset(st->wtslots, 0, st->nwtslots * sizeof(*st->wtslots));
+    vg_arena_reset(&st->wtxn_arena);
+    tslot_t *tslots = st->wtslots;
+    size_t ntslots = st->nwtslots;
+    vg_arena_t arena = st->wtxn_arena;
+    st->wtslots = st->tslots;
+    st->nwtslots = st->ntslots;
+    st->nwtxns = st->ntxns;
+    st->wtxn_arena = st->txn_arena;
+    if (!tslots) { /* the first time: a new empty table */
+        ntslots = 1024;
+        tslots = vg_xcalloc(ntslots, sizeof(*tslots));
+    }
+    st->tslots = tslots;
+    st->ntslots = ntslots;
+    st->ntxns = 0;
+    st->txn_arena = arena;
+    pthread_mutex_lock(&st->wmu);
+    vg_kv_batch_t *b = st->wbatch;
+    st->wbatch = st->batch;
+    st->batch = b;
+    st->wwatermark = st->watermark;
+    st->wbusy = 1;
+    pthread_cond_broadcast(&st->wcv);
+    pthread_mutex_unlock(&st->wmu);
     return VG_OK;
 }
 
@@ -1112,7 +1254,8 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
 
 vg_err_t vg_state_checkpoint(vg_state_t *st, char *errbuf, size_t errlen)
 {
-    return st->unwritten ? write_state(st, errbuf, errlen) : VG_OK;
+    vg_err_t err = st->unwritten ? write_state(st, errbuf, errlen) : VG_OK;
+    return err ? err : writer_wait(st, errbuf, errlen);
 }
 
 vg_err_t vg_state_offsets(vg_state_t *st, void **blob, size_t *len)

@@ -266,8 +266,13 @@ static void test_state_checkpoints(void)
     VG_CHECK_INT(vg_state_checkpoint(st, eb, sizeof(eb)), VG_OK); /* nothing left to write */
     vg_state_stats(st, &stats);
     VG_CHECK_INT(stats.checkpoints, 1);
+    /* "c" went out with that checkpoint: a label finds it there (the table of the last
+     * write's records, kept until the next) as well as in RocksDB */
+    lab.txn_id = "c";
+    VG_CHECK_INT(vg_state_label(st, &lab), VG_OK);
     txn_at(&txn, "d", "card1", "term1", t0 + 4000);
     VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 3 && out[1] == 2 && out[2] == 1);
     VG_CHECK_INT(vg_state_commit(st, "off-5", 5, eb, sizeof(eb)), VG_OK);
     txn_at(&txn, "e", "card1", "term1", t0 + 5000);
     VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
