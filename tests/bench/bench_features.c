@@ -3,18 +3,24 @@
  *
  * 1M synthetic events (100k cards, 10k terminals, 2k merchants, 50k devices and IPs,
  * 30 days of event time, 2% out of order, fraud labels for 0.5% of transactions) run
- * through vg_state_process/vg_state_label three ways, each in a fresh state directory:
- *   baseline  - the same loop under a catalogue of per-transaction features only (no
- *               entity state): the cost of the loop, building txns and the call itself;
- *   compute   - the default catalogue, no commits (cache large enough for everything);
- *   commits   - the default catalogue, vg_state_commit every 2,000 events (VG_BENCH_BATCH
- *               overrides; the engine's micro-batch is 20,000) (synced write batch with the
- *               offsets), default 256 MiB cache.
- * Prints events/s for each (by the wall clock, and by this thread's CPU time, which other
- * processes' load on a shared machine moves far less) and the bytes of state per card (encoded
- * value, the same bytes RocksDB stores). Usage: bench_features [EVENTS] [SOURCE_DIR];
- * VG_BENCH_ONLY=baseline|compute| commits runs one of them, VG_BENCH_NOSYNC=1 commits without fsync
- * (to see its share).
+ * through vg_state_process/vg_state_label, each run in a fresh state directory:
+ *   baseline   - the same loop under a catalogue of per-transaction features only (no
+ *                entity state): the cost of the loop, building txns and the call itself;
+ *   compute    - the default catalogue, no commits (cache large enough for everything);
+ *   commits@N  - the default catalogue, vg_state_commit (with an offsets blob) every N events,
+ *                N = 2,000 and 20,000 (VG_BENCH_BATCH=N: only N), default 256 MiB cache, no
+ *                fsync, every commit written to RocksDB: vigil run's configuration
+ *                (state.sync = false) at N = 20,000, its micro-batch;
+ *   ckpt@N     - the same with vg_state_opts_t.checkpoint_ms = 1000 (VG_BENCH_CHECKPOINT_MS):
+ *                commits written to RocksDB together, by a writer thread, at most every second
+ *                (vigil replay's configuration, with 10 s).
+ * VG_BENCH_MODE=every|checkpoint|durable runs one commit mode (durable: every commit fsync'd,
+ * the library default). Prints events/s for each (by the wall clock, and by this thread's CPU
+ * time, which other processes' load on a shared machine moves far less; for commit runs also
+ * the CPU of all threads, RocksDB's and the writer's, and the time to close, which writes what
+ * is left) and the bytes of state per card (encoded value, the same bytes RocksDB stores).
+ * Usage: bench_features [EVENTS] [SOURCE_DIR]; VG_BENCH_ONLY=baseline|compute|commits runs one
+ * phase.
  */
 #include "features/features.h"
 
