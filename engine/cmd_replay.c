@@ -441,7 +441,8 @@ int vg_cmd_replay(int argc, char **argv)
     vg_pipeline_opts_t popts;
     vg_pipeline_opts_default(&popts);
     popts.catalog_path = vg_shipped_path("features/default.conf");
-    popts.state_sync = 0; /* a replay that dies is simply run again */
+    popts.state_sync = 0;              /* a replay that dies is simply run again */
+    popts.state_checkpoint_ms = 10000; /* likewise: commits reach RocksDB every 10 s */
     popts.threads = 2;
     char *end;
     optind = 1;

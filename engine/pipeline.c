@@ -315,6 +315,7 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     vg_state_opts_t sopts = {0};
     sopts.cache_bytes = opts->cache_bytes;
     sopts.nosync = !p->opts.state_sync;
+    sopts.checkpoint_ms = p->opts.state_checkpoint_ms;
     p->state = vg_state_open(p->state_dir, p->catalog, &sopts, errbuf, errlen);
     if (!p->state)
         goto fail;
@@ -764,6 +765,7 @@ vg_err_t vg_pipeline_rollback(vg_pipeline_t *p, char *errbuf, size_t errlen)
     vg_state_opts_t sopts = {0};
     sopts.cache_bytes = p->opts.cache_bytes;
     sopts.nosync = !p->opts.state_sync;
+    sopts.checkpoint_ms = p->opts.state_checkpoint_ms;
     p->state = vg_state_open(p->state_dir, p->catalog, &sopts, errbuf, errlen);
     return p->state ? VG_OK : VG_ERR_STATE;
 }

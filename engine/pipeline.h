@@ -25,6 +25,10 @@ typedef struct vg_pipeline_opts {
     const char *state_dir;        /* required: RocksDB directory */
     size_t cache_bytes;           /* 0: the state store's default */
     int state_sync;               /* fsync every state commit (default no: see operations.md) */
+    int64_t state_checkpoint_ms;  /* 0: every state commit is written to RocksDB; > 0: commits
+                                     are written together at most this often, and a crash
+                                     goes back to the last such checkpoint (the caller must
+                                     replay from the state's offsets: vg_state_opts_t) */
     int reasons;                  /* top contributions on review/block decisions (0 = none) */
     double review_sample_rate;    /* share of allowed transactions also sent to review */
     double review_band_low;       /* allowed transactions scored in [low, high) go to review */

@@ -51,6 +51,15 @@ typedef struct vg_state_opts {
     int64_t txn_retention_ms; /* how long labels can find a transaction; 0 = the longest
                                  label-driven window + delay of the catalogue */
     int nosync;               /* 1: commits are not fsync'd (tests, benchmarks); 0 = durable */
+    int64_t checkpoint_ms;    /* 0 (default): every commit is written to RocksDB and survives
+                                 a crash. > 0: commits are kept in memory and written together
+                                 (a checkpoint: one write batch, each changed entity once) by
+                                 the first commit this long after the last checkpoint, or
+                                 sooner when the cache and pending records outgrow cache_bytes,
+                                 and at close; after a crash the state and offsets are those of
+                                 the last checkpoint, an EARLIER committed batch, never a mix.
+                                 For callers that can replay their input from the offsets
+                                 (vigil run, vigil replay): far less written per event. */
 } vg_state_opts_t;
 
 /*
@@ -60,7 +69,9 @@ typedef struct vg_state_opts {
  */
 vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg_state_opts_t *opts,
                           char *errbuf, size_t errlen);
-/* Closes without committing: changes since the last commit are dropped. NULL: no-op. */
+/* Closes without committing: changes since the last commit are dropped. With
+ * opts.checkpoint_ms, writes a checkpoint first if nothing changed since the last commit
+ * (otherwise the state goes back to the last checkpoint). NULL: no-op. */
 void vg_state_close(vg_state_t *state);
 
 /*
@@ -85,12 +96,21 @@ vg_err_t vg_state_label(vg_state_t *state, const vg_label_t *label);
  * Writes every change since the last commit plus the caller's opaque offsets blob in ONE
  * RocksDB write batch (fsync'd unless opts.nosync). After a crash, reopening gives the
  * state and offsets of the last committed batch, never a mix. Then shrinks the cache to
- * its bound (only committed entities can leave it, so it can exceed the bound between
+ * its bound (only written entities can leave it, so it can exceed the bound between
  * commits by what one batch touches).
+ * With opts.checkpoint_ms, marks the state as of this batch committed (the caller's offsets
+ * with it) and writes a checkpoint only when one is due (see vg_state_opts_t): a crash then
+ * loses the commits since the last checkpoint, together with their offsets.
  */
 vg_err_t vg_state_commit(vg_state_t *state, const void *offsets, size_t len, char *errbuf,
                          size_t errlen);
-/* The offsets blob of the last commit (malloc'd, caller frees), or *blob NULL, *len 0. */
+/*
+ * opts.checkpoint_ms: writes what the commits since the last checkpoint changed now (e.g.
+ * when input pauses); nothing to do otherwise. Changes not yet committed are not written.
+ */
+vg_err_t vg_state_checkpoint(vg_state_t *state, char *errbuf, size_t errlen);
+/* The offsets blob of the last commit, or after opening of the last written one (malloc'd,
+ * caller frees), or *blob NULL, *len 0. */
 vg_err_t vg_state_offsets(vg_state_t *state, void **blob, size_t *len);
 
 /* ---- changelog: the state's changes as records, for a Kafka changelog topic ---- */
@@ -106,8 +126,9 @@ void vg_state_set_partition(vg_state_t *state, int32_t partition);
 typedef void vg_state_change_cb(void *opaque, int32_t partition, const char *entity,
                                 const char *key, size_t klen, const void *value, size_t vlen);
 /*
- * Calls cb for every entity that the next vg_state_commit() will write, with the value it
- * will write; changes nothing. Returns how many. Transaction records are not included.
+ * Calls cb for every entity changed since the last commit (what the next vg_state_commit()
+ * commits), with its value now; changes nothing. Returns how many. Transaction records are
+ * not included.
  */
 size_t vg_state_changes(vg_state_t *state, vg_state_change_cb *cb, void *opaque);
 
@@ -134,13 +155,14 @@ typedef struct vg_state_stats {
     vg_state_type_stats_t types[VG_STATE_MAX_TYPES];
     uint64_t cache_bytes; /* memory the cache accounts for */
     uint64_t cache_entries;
-    uint64_t dirty;        /* entities changed since the last commit */
-    uint64_t pending_txns; /* transaction records waiting for the next commit */
+    uint64_t dirty;        /* entities changed since the last write to RocksDB */
+    uint64_t pending_txns; /* transaction records waiting for the next write */
     uint64_t loads;        /* cache misses that read RocksDB (cumulative) */
     uint64_t evictions;    /* entities dropped from the cache (cumulative) */
     uint64_t expired;      /* entities found idle beyond their retention and reset */
     uint64_t commits;
-    uint64_t committed_bytes; /* write-batch bytes of all commits (cumulative) */
+    uint64_t checkpoints;     /* writes to RocksDB: one per commit without checkpoint_ms */
+    uint64_t committed_bytes; /* write-batch bytes of all writes (cumulative) */
     int64_t watermark_ms;     /* greatest event time processed */
 } vg_state_stats_t;
 

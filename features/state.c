@@ -10,12 +10,23 @@
  *
  * Invariants:
  *  - the cache is an open-addressing (linear probing) table keyed by (type, id); an entity
- *    in it is authoritative over RocksDB; a dirty entity (changed since the last commit)
- *    is on the dirty list (at dirty_idx) and is never evicted, so the cache only drops
- *    committed state; an entity is one block (header, key, encoded rings) that only
- *    entity_room() moves, fixing its table slot and dirty-list entry;
- *  - transaction records made or changed since the last commit live in an arena indexed
- *    by txn_id and reach RocksDB only in the commit's batch, with the entities and offsets;
+ *    in it is authoritative over RocksDB; a dirty entity (changed since the last write to
+ *    RocksDB) is on the dirty list (at dirty_idx) and is never evicted, so the cache only
+ *    drops written state; an entity changed since the last commit is also on the changed
+ *    list (at changed_idx); an entity is one block (header, key, encoded rings) that only
+ *    entity_room() moves, fixing its table slot and its entries in both lists;
+ *  - transaction records made or changed since the last write live in an arena indexed
+ *    by txn_id and reach RocksDB only in a write's batch, with the entities and offsets;
+ *  - a write (write_state) holds everything committed and nothing else: without
+ *    checkpoint_ms every commit writes; with it, commits only record their offsets (the
+ *    dirty list and pending records then span several commits) and a checkpoint writes them
+ *    all with the last commit's offsets, so what RocksDB holds is always one commit's state;
+ *  - checkpoint_ms: a checkpoint's batch is built on the caller's thread (values copied) and
+ *    written by the writer thread while processing goes on; one at a time. Until it is
+ *    applied, what it holds may be newer than RocksDB: its transaction records stay
+ *    findable in the in-flight table (wtslots), and no entity is evicted (evict() runs only
+ *    once every write handed over has finished), so a cache miss never reads a value older
+ *    than one in flight; the compaction filter's watermark moves when the write is applied;
  *  - an entity whose newest transaction is older than (watermark - its type's retention)
  *    is logically empty: it is reset on access, deleted at commit if dirty, and dropped by
  *    the compaction filter on disk (which compares against the committed watermark, never
@@ -29,6 +40,7 @@
 #include "features/kv.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,10 +53,12 @@
 typedef struct vg_entity {
     uint64_t hash;
     vg_blob_t blob;
-    uint32_t acct;      /* bytes accounted in cache_bytes */
-    uint32_t dirty_idx; /* position in the dirty list while dirty */
+    uint32_t acct;        /* bytes accounted in cache_bytes */
+    uint32_t dirty_idx;   /* position in the dirty list while dirty */
+    uint32_t changed_idx; /* position in the changed list while changed */
     uint16_t type;
     uint8_t dirty;
+    uint8_t changed;
     uint8_t ref;
     int32_t part; /* input partition of the last transaction that touched it (-1: unknown) */
     uint32_t keylen;
@@ -101,20 +115,44 @@ struct vg_state {
     size_t nents;
     size_t cache_bytes, cache_limit;
     size_t clock;
-    vg_entity_t **dirty;
+    vg_entity_t **dirty; /* changed since the last write to RocksDB */
     size_t ndirty, dirtycap;
+    vg_entity_t **changed; /* changed since the last commit (vg_state_changes) */
+    size_t nchanged, changedcap;
 
     vg_arena_t txn_arena;
     tslot_t *tslots; /* open addressing, linear probing, keyed by txn_id */
     size_t ntslots, ntxns;
+    size_t txn_bytes; /* arena bytes the pending records use */
 
     vg_kv_batch_t *batch;
     vg_buf_t getbuf, recbuf;
+
+    /* checkpoint_ms: the writer thread and the batch it writes (guarded by wmu) */
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    vg_kv_batch_t *wbatch;
+    int wbusy, wstop;
+    vg_err_t werr; /* sticky: the first failed write's */
+    char werrbuf[VG_ERRLEN];
+    int64_t wwatermark; /* the watermark of the batch in flight */
+    /* the transaction records of the last batch handed over (main thread only) */
+    vg_arena_t wtxn_arena;
+    tslot_t *wtslots;
+    size_t nwtslots, nwtxns;
     int64_t watermark;           /* greatest ts processed (INT64_MIN: none) */
     int64_t committed_watermark; /* read by compaction threads (atomics) */
     int64_t txn_retention;
     int sync;
     int32_t part; /* vg_state_set_partition() */
+    /* checkpoint_ms: commits since the last write, and the last commit's offsets */
+    int64_t checkpoint_ns, last_write_ns;
+    int unwritten;   /* a commit since the last write */
+    int uncommitted; /* a change since the last commit */
+    int have_offsets;
+    vg_buf_t offsets;
 
     uint64_t *setbuf;
     size_t setcap;
@@ -132,7 +170,7 @@ struct vg_state {
     vg_entity_t *ents[VG_STATE_MAX_TYPES];
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
 
-    uint64_t loads, evictions, expired, commits, committed_bytes;
+    uint64_t loads, evictions, expired, commits, writes, committed_bytes;
 };
 
 static const char META_CATALOG[] = "catalog";
@@ -276,6 +314,8 @@ static vg_entity_t *entity_room(vg_state_t *st, vg_entity_t *e, uint32_t extra)
             }
         if (e->dirty)
             st->dirty[e->dirty_idx] = e;
+        if (e->changed)
+            st->changed[e->changed_idx] = e;
     }
     account(st, e);
     return e;
@@ -284,6 +324,15 @@ static vg_entity_t *entity_room(vg_state_t *st, vg_entity_t *e, uint32_t extra)
 static void mark_dirty(vg_state_t *st, vg_entity_t *ent)
 {
     ent->ref = 1;
+    if (!ent->changed) {
+        ent->changed = 1;
+        ent->changed_idx = (uint32_t)st->nchanged;
+        if (st->nchanged == st->changedcap) {
+            st->changedcap = st->changedcap ? st->changedcap * 2 : 1024;
+            st->changed = vg_xrealloc(st->changed, st->changedcap * sizeof(*st->changed));
+        }
+        st->changed[st->nchanged++] = ent;
+    }
     if (ent->dirty)
         return;
     ent->dirty = 1;
@@ -405,14 +454,19 @@ static void evict(vg_state_t *st)
 
 /* ---- pending transaction records ---- */
 
-static tslot_t *txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
+static tslot_t *tab_slot(tslot_t *tab, size_t n, const char *key, size_t len, uint64_t h)
 {
-    size_t mask = st->ntslots - 1;
+    size_t mask = n - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        tslot_t *s = &st->tslots[i];
+        tslot_t *s = &tab[i];
         if (!s->rec || (s->hash == h && s->rec->klen == len && memcmp(s->rec->key, key, len) == 0))
             return s;
     }
+}
+
+static tslot_t *txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h)
+{
+    return tab_slot(st->tslots, st->ntslots, key, len, h);
 }
 
 /* Stores (or replaces) the pending record for key. */
@@ -440,6 +494,7 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
         if (!r)
             st->ntxns++;
         r = vg_arena_alloc(&st->txn_arena, sizeof(*r));
+        st->txn_bytes += sizeof(*r) + len + vlen;
         r->hash = h;
         r->klen = (uint32_t)len;
         r->key = vg_arena_alloc(&st->txn_arena, len ? len : 1);
@@ -531,12 +586,18 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     st->txn_retention =
         opts && opts->txn_retention_ms ? opts->txn_retention_ms : catalog->label_retention;
     st->sync = opts ? !opts->nosync : 1;
+    st->checkpoint_ns = opts && opts->checkpoint_ms > 0 ? opts->checkpoint_ms * 1000000 : 0;
+    st->last_write_ns = vg_mono_ns();
+    vg_buf_init(&st->offsets);
     st->watermark = INT64_MIN;
     st->committed_watermark = INT64_MIN;
     st->part = -1;
     vg_buf_init(&st->getbuf);
     vg_buf_init(&st->recbuf);
     vg_arena_init(&st->txn_arena, 1 << 20);
+    vg_arena_init(&st->wtxn_arena, 1 << 20);
+    pthread_mutex_init(&st->wmu, NULL);
+    pthread_cond_init(&st->wcv, NULL);
 
     vg_kv_family_t fams[VG_STATE_MAX_TYPES + 2];
     char names[VG_STATE_MAX_TYPES][96];
@@ -637,18 +698,38 @@ out_free:
     return NULL;
 }
 
+static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen);
+
 void vg_state_close(vg_state_t *st)
 {
     if (!st)
         return;
+    char eb[VG_ERRLEN];
+    if (st->kv && st->batch && st->unwritten && !st->uncommitted &&
+        vg_state_checkpoint(st, eb, sizeof(eb)) != VG_OK)
+        vg_error("features", "writing the last commits at close failed: %s", eb);
+    if (st->writer_started) {
+        pthread_mutex_lock(&st->wmu);
+        st->wstop = 1; /* it finishes a write in flight first */
+        pthread_cond_broadcast(&st->wcv);
+        pthread_mutex_unlock(&st->wmu);
+        pthread_join(st->writer, NULL);
+    }
+    pthread_mutex_destroy(&st->wmu);
+    pthread_cond_destroy(&st->wcv);
     vg_kv_close(st->kv); /* first: compaction threads read st */
     vg_kv_batch_free(st->batch);
+    vg_kv_batch_free(st->wbatch);
+    free(st->wtslots);
+    vg_arena_free(&st->wtxn_arena);
     for (size_t i = 0; i < st->nslots; i++)
         if (st->slots[i].ent) {
             free(st->slots[i].ent);
         }
     free(st->slots);
     free(st->dirty);
+    free(st->changed);
+    vg_buf_free(&st->offsets);
     free(st->tslots);
     vg_arena_free(&st->txn_arena);
     vg_buf_free(&st->getbuf);
@@ -798,6 +879,7 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
 vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
 {
     const vg_catalog_t *c = st->catalog;
+    st->uncommitted = 1;
     int64_t t = txn->ts_ms;
     int64_t wm = st->watermark > t ? st->watermark : t;
     vg_err_t err;
@@ -918,6 +1000,7 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     const vg_catalog_t *c = st->catalog;
     if (!c->uses_labels)
         return VG_OK;
+    st->uncommitted = 1;
     const char *id = label->txn_id;
     if (!id)
         return VG_ERR_NOTFOUND;
@@ -925,6 +1008,11 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     uint64_t h = vg_hash64(id, idlen, VG_HASH_SEED);
     txnrec_t *r = txn_slot(st, id, idlen, h)->rec;
     vg_err_t err;
+    if (!r && st->nwtxns) { /* in a checkpoint being written: RocksDB may not have it yet */
+        const txnrec_t *w = tab_slot(st->wtslots, st->nwtslots, id, idlen, h)->rec;
+        if (w)
+            r = txn_put(st, id, idlen, w->val, w->vlen);
+    }
     if (!r) {
         int found = 0;
         char eb[VG_ERRLEN];
@@ -996,8 +1084,9 @@ static int entity_gone(const vg_state_t *st, const vg_entity_t *e)
     return last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret);
 }
 
-vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
-                         size_t errlen)
+/* Fills st->batch with the dirty entities, pending records and the offsets of the last
+ * commit: the state as of that commit (no change since it: see vg_state_close). */
+static void build_batch(vg_state_t *st)
 {
     vg_kv_batch_clear(st->batch);
     /* In no particular order: the families' memtables hash whole keys (kv.h point_lookups),
@@ -1016,27 +1105,157 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
             vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
     }
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
-                    offsets ? offsets : "", offsets ? len : 0);
+                    st->offsets.len ? st->offsets.data : "", st->offsets.len);
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_WATERMARK, strlen(META_WATERMARK),
                     &st->watermark, 8);
-    size_t bytes = vg_kv_batch_bytes(st->batch);
-    vg_err_t err = vg_kv_write(st->kv, st->batch, st->sync, errbuf, errlen);
-    vg_kv_batch_clear(st->batch);
-    if (err)
-        return err;
+}
+
+/* After a batch is built and its write under way or done: nothing is dirty or pending. */
+static void batch_taken(vg_state_t *st)
+{
     for (size_t i = 0; i < st->ndirty; i++)
         st->dirty[i]->dirty = 0;
     st->ndirty = 0;
-    if (st->ntxns) {
-        memset(st->tslots, 0, st->ntslots * sizeof(*st->tslots));
-        st->ntxns = 0;
-        vg_arena_reset(&st->txn_arena);
+    st->txn_bytes = 0;
+    st->writes++;
+    st->committed_bytes += vg_kv_batch_bytes(st->batch);
+    st->unwritten = 0;
+    st->last_write_ns = vg_mono_ns();
+}
+
+static void *writer_main(void *arg)
+{
+    vg_state_t *st = arg;
+    pthread_mutex_lock(&st->wmu);
+    for (;;) {
+        while (!st->wbusy && !st->wstop)
+            pthread_cond_wait(&st->wcv, &st->wmu);
+        if (!st->wbusy)
+            break;
+        pthread_mutex_unlock(&st->wmu);
+        char eb[VG_ERRLEN];
+        vg_err_t err = vg_kv_write(st->kv, st->wbatch, st->sync, eb, sizeof(eb));
+        if (!err)
+            __atomic_store_n(&st->committed_watermark, st->wwatermark, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&st->wmu);
+        if (err && !st->werr) {
+            st->werr = err;
+            memcpy(st->werrbuf, eb, sizeof(eb));
+        }
+        st->wbusy = 0;
+        pthread_cond_broadcast(&st->wcv);
     }
-    __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
-    st->commits++;
-    st->committed_bytes += bytes;
-    evict(st);
+    pthread_mutex_unlock(&st->wmu);
+    return NULL;
+}
+
+/* Waits until no write is in flight; the first failed write's error, if any (sticky). */
+static vg_err_t writer_wait(vg_state_t *st, char *errbuf, size_t errlen)
+{
+    if (!st->writer_started)
+        return VG_OK;
+    pthread_mutex_lock(&st->wmu);
+    while (st->wbusy)
+        pthread_cond_wait(&st->wcv, &st->wmu);
+    vg_err_t err = st->werr;
+    if (err)
+        vg_errf(errbuf, errlen, err, "%s", st->werrbuf);
+    pthread_mutex_unlock(&st->wmu);
+    return err;
+}
+
+/* Writes what the commits changed. Without checkpoint_ms, here and now. With it, on the
+ * writer thread: this waits for the previous write, builds the batch and returns. */
+static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen)
+{
+    vg_err_t err;
+    if (!st->checkpoint_ns) {
+        build_batch(st);
+        if ((err = vg_kv_write(st->kv, st->batch, st->sync, errbuf, errlen)) != VG_OK)
+            return err;
+        batch_taken(st);
+        if (st->ntxns) {
+            memset(st->tslots, 0, st->ntslots * sizeof(*st->tslots));
+            st->ntxns = 0;
+            vg_arena_reset(&st->txn_arena);
+        }
+        __atomic_store_n(&st->committed_watermark, st->watermark, __ATOMIC_RELEASE);
+        evict(st);
+        return VG_OK;
+    }
+    if ((err = writer_wait(st, errbuf, errlen)) != VG_OK)
+        return err;
+    evict(st); /* every write handed over is applied: any clean entity may go */
+    if (!st->writer_started) {
+        st->wbatch = vg_kv_batch_new();
+        if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+            vg_kv_batch_free(st->wbatch);
+            st->wbatch = NULL;
+            return vg_errf(errbuf, errlen, VG_ERR_STATE, "cannot start the state writer thread");
+        }
+        st->writer_started = 1;
+    }
+    build_batch(st);
+    batch_taken(st);
+    /* the records go in flight: swap the pending table with the (finished) in-flight one */
+    if (st->wtslots)
+        memset(st->wtslots, 0, st->nwtslots * sizeof(*st->wtslots));
+    vg_arena_reset(&st->wtxn_arena);
+    tslot_t *tslots = st->wtslots;
+    size_t ntslots = st->nwtslots;
+    vg_arena_t arena = st->wtxn_arena;
+    st->wtslots = st->tslots;
+    st->nwtslots = st->ntslots;
+    st->nwtxns = st->ntxns;
+    st->wtxn_arena = st->txn_arena;
+    if (!tslots) { /* the first time: a new empty table */
+        ntslots = 1024;
+        tslots = vg_xcalloc(ntslots, sizeof(*tslots));
+    }
+    st->tslots = tslots;
+    st->ntslots = ntslots;
+    st->ntxns = 0;
+    st->txn_arena = arena;
+    pthread_mutex_lock(&st->wmu);
+    vg_kv_batch_t *b = st->wbatch;
+    st->wbatch = st->batch;
+    st->batch = b;
+    st->wwatermark = st->watermark;
+    st->wbusy = 1;
+    pthread_cond_broadcast(&st->wcv);
+    pthread_mutex_unlock(&st->wmu);
     return VG_OK;
+}
+
+vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
+                         size_t errlen)
+{
+    vg_buf_reset(&st->offsets);
+    if (offsets)
+        vg_buf_append(&st->offsets, offsets, len);
+    st->have_offsets = 1;
+    for (size_t i = 0; i < st->nchanged; i++)
+        st->changed[i]->changed = 0;
+    st->nchanged = 0;
+    st->uncommitted = 0;
+    st->unwritten = 1;
+    st->commits++;
+    /* Due by time, or because only a write lets the cache shrink (dirty entities stay) and
+     * frees the pending records. */
+    if (!st->checkpoint_ns || vg_mono_ns() - st->last_write_ns >= st->checkpoint_ns ||
+        st->cache_bytes + st->txn_bytes + st->ntslots * sizeof(tslot_t) > st->cache_limit) {
+        vg_err_t err = write_state(st, errbuf, errlen);
+        if (err)
+            st->uncommitted = 1; /* so that closing does not write it after all */
+        return err;
+    }
+    return VG_OK;
+}
+
+vg_err_t vg_state_checkpoint(vg_state_t *st, char *errbuf, size_t errlen)
+{
+    vg_err_t err = st->unwritten ? write_state(st, errbuf, errlen) : VG_OK;
+    return err ? err : writer_wait(st, errbuf, errlen);
 }
 
 vg_err_t vg_state_offsets(vg_state_t *st, void **blob, size_t *len)
@@ -1045,6 +1264,14 @@ vg_err_t vg_state_offsets(vg_state_t *st, void **blob, size_t *len)
     char eb[VG_ERRLEN];
     *blob = NULL;
     *len = 0;
+    if (st->have_offsets) { /* RocksDB may hold an older commit's (checkpoint_ms) */
+        if (st->offsets.len > 0) {
+            *blob = vg_xmalloc(st->offsets.len);
+            memcpy(*blob, st->offsets.data, st->offsets.len);
+            *len = st->offsets.len;
+        }
+        return VG_OK;
+    }
     vg_err_t err = vg_kv_get(st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS), &st->getbuf,
                              &found, eb, sizeof(eb));
     if (err) {
@@ -1084,6 +1311,7 @@ void vg_state_stats(vg_state_t *st, vg_state_stats_t *stats)
     stats->evictions = st->evictions;
     stats->expired = st->expired;
     stats->commits = st->commits;
+    stats->checkpoints = st->writes;
     stats->committed_bytes = st->committed_bytes;
     stats->watermark_ms = st->watermark;
 }
@@ -1097,13 +1325,13 @@ void vg_state_set_partition(vg_state_t *st, int32_t partition)
 
 size_t vg_state_changes(vg_state_t *st, vg_state_change_cb *cb, void *opaque)
 {
-    for (size_t i = 0; i < st->ndirty; i++) {
-        const vg_entity_t *e = st->dirty[i];
+    for (size_t i = 0; i < st->nchanged; i++) {
+        const vg_entity_t *e = st->changed[i];
         int gone = entity_gone(st, e);
         cb(opaque, e->part, st->catalog->types[e->type].name, e->key, e->keylen,
            gone ? NULL : e->blob.data, gone ? 0 : e->blob.len);
     }
-    return st->ndirty;
+    return st->nchanged;
 }
 
 vg_err_t vg_state_restore(vg_state_t *st, const char *entity, const char *key, size_t klen,
@@ -1123,6 +1351,7 @@ vg_err_t vg_state_restore(vg_state_t *st, const char *entity, const char *key, s
                        "changelog record for %s %.*s does not fit the catalogue's layout", entity,
                        (int)klen, key);
     vg_err_t err;
+    st->uncommitted = 1;
     vg_entity_t *e = entity_get(st, type, key, klen, &err);
     if (!e)
         return vg_errf(errbuf, errlen, err, "reading %s %.*s failed", entity, (int)klen, key);

@@ -3,18 +3,24 @@
  *
  * 1M synthetic events (100k cards, 10k terminals, 2k merchants, 50k devices and IPs,
  * 30 days of event time, 2% out of order, fraud labels for 0.5% of transactions) run
- * through vg_state_process/vg_state_label three ways, each in a fresh state directory:
- *   baseline  - the same loop under a catalogue of per-transaction features only (no
- *               entity state): the cost of the loop, building txns and the call itself;
- *   compute   - the default catalogue, no commits (cache large enough for everything);
- *   commits   - the default catalogue, vg_state_commit every 2,000 events (VG_BENCH_BATCH
- *               overrides; the engine's micro-batch is 20,000) (synced write batch with the
- *               offsets), default 256 MiB cache.
- * Prints events/s for each (by the wall clock, and by this thread's CPU time, which other
- * processes' load on a shared machine moves far less) and the bytes of state per card (encoded
- * value, the same bytes RocksDB stores). Usage: bench_features [EVENTS] [SOURCE_DIR];
- * VG_BENCH_ONLY=baseline|compute| commits runs one of them, VG_BENCH_NOSYNC=1 commits without fsync
- * (to see its share).
+ * through vg_state_process/vg_state_label, each run in a fresh state directory:
+ *   baseline   - the same loop under a catalogue of per-transaction features only (no
+ *                entity state): the cost of the loop, building txns and the call itself;
+ *   compute    - the default catalogue, no commits (cache large enough for everything);
+ *   commits@N  - the default catalogue, vg_state_commit (with an offsets blob) every N events,
+ *                N = 2,000 and 20,000 (VG_BENCH_BATCH=N: only N), default 256 MiB cache, no
+ *                fsync, every commit written to RocksDB: vigil run's configuration
+ *                (state.sync = false) at N = 20,000, its micro-batch;
+ *   ckpt@N     - the same with vg_state_opts_t.checkpoint_ms = 1000 (VG_BENCH_CHECKPOINT_MS):
+ *                commits written to RocksDB together, by a writer thread, at most every second
+ *                (vigil replay's configuration, with 10 s).
+ * VG_BENCH_MODE=every|checkpoint|durable runs one commit mode (durable: every commit fsync'd,
+ * the library default). Prints events/s for each (by the wall clock, and by this thread's CPU
+ * time, which other processes' load on a shared machine moves far less; for commit runs also
+ * the CPU of all threads, RocksDB's and the writer's, and the time to close, which writes what
+ * is left) and the bytes of state per card (encoded value, the same bytes RocksDB stores).
+ * Usage: bench_features [EVENTS] [SOURCE_DIR]; VG_BENCH_ONLY=baseline|compute|commits runs one
+ * phase.
  */
 #include "features/features.h"
 
@@ -25,7 +31,18 @@
 
 enum { NCARDS = 100000, NTERMS = 10000, NMERCH = 2000, NDEVS = 50000 };
 
-static int batch = 2000; /* events per commit (VG_BENCH_BATCH) */
+/* How commits reach disk (VG_BENCH_MODE): */
+typedef enum mode {
+    MODE_EVERY,      /* every commit written, no fsync: vigil run (state.sync = false) */
+    MODE_CHECKPOINT, /* commits written together by a checkpoint at most every
+                        VG_BENCH_CHECKPOINT_MS (vg_state_opts_t.checkpoint_ms), no fsync:
+                        vigil replay (every 10 s) */
+    MODE_DURABLE,    /* every commit written and fsync'd: the library default, and vigil run
+                        with state.sync = true */
+} mode_t_;
+
+static const char *mode_name[] = {"every", "checkpoint", "durable"};
+static int64_t checkpoint_ms = 1000; /* VG_BENCH_CHECKPOINT_MS */
 
 /* CPU time of this thread, or of the whole process (RocksDB's background threads too), in
  * ns: on a shared machine it moves far less than the wall clock with other processes' load. */
@@ -90,15 +107,18 @@ typedef struct result {
     vg_state_stats_t stats;
 } result_t;
 
-static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int commit,
-               result_t *res)
+/* batch: events per commit, 0 = no commits. */
+static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int batch,
+               mode_t_ mode, result_t *res)
 {
     char dir[] = "/tmp/vigil-bench-XXXXXX";
     if (!mkdtemp(dir))
         return -1;
     char eb[VG_ERRLEN];
+    int commit = batch > 0;
     vg_state_opts_t opts = {.cache_bytes = commit ? 0 : (size_t)8 << 30,
-                            .nosync = getenv("VG_BENCH_NOSYNC") != NULL};
+                            .nosync = mode != MODE_DURABLE,
+                            .checkpoint_ms = mode == MODE_CHECKPOINT ? checkpoint_ms : 0};
     vg_state_t *st = vg_state_open(dir, cat, &opts, eb, sizeof(eb));
     if (!st) {
         fprintf(stderr, "%s\n", eb);
@@ -137,13 +157,24 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
     double cpu = (double)(cpu_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0) / 1e9;
     double pcpu = (double)(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - pcpu0) / 1e9;
     vg_state_stats(st, &res->stats);
-    printf("%-9s %9.0f events/s  (%d events in %.3f s, %.3f s of it in commits%s)\n", name,
+    printf("%-13s %9.0f events/s  (%d events in %.3f s, %.3f s of it in commits%s)\n", name,
            n / res->secs, n, res->secs, commit_ns / 1e9, sink == 12345.678 ? "!" : "");
-    printf("%-9s %9.0f events/s of CPU (this thread %.3f s, %.3f s of it in commits; all "
+    printf("%-13s %9.0f events/s of CPU (this thread %.3f s, %.3f s of it in commits; all "
            "threads %.3f s)\n",
            "", n / cpu, cpu, commit_cpu / 1e9, pcpu);
     free(out);
+    /* Closing writes the last commits (checkpoint mode: work the run deferred, so it is shown,
+     * and counted in the last figure). */
+    int64_t z0 = vg_mono_ns();
     vg_state_close(st);
+    if (commit) {
+        double zs = (double)(vg_mono_ns() - z0) / 1e9;
+        double all = (double)(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - pcpu0) / 1e9;
+        printf("%-13s %llu writes to RocksDB; close %.3f s; with the close: %.0f events/s, %.0f "
+               "events/s of all threads' CPU (%.3f s)\n",
+               "", (unsigned long long)res->stats.checkpoints, zs, n / (res->secs + zs), n / all,
+               all);
+    }
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
@@ -154,8 +185,22 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 1000000;
-    if (getenv("VG_BENCH_BATCH") && atoi(getenv("VG_BENCH_BATCH")) > 0)
-        batch = atoi(getenv("VG_BENCH_BATCH"));
+    int batches[2] = {2000, 20000};
+    size_t nbatches = 2;
+    if (getenv("VG_BENCH_BATCH") && atoi(getenv("VG_BENCH_BATCH")) > 0) {
+        batches[0] = atoi(getenv("VG_BENCH_BATCH"));
+        nbatches = 1;
+    }
+    mode_t_ modes[3] = {MODE_EVERY, MODE_CHECKPOINT};
+    size_t nmodes = 2;
+    const char *m = getenv("VG_BENCH_MODE");
+    for (int i = 0; m && i < 3; i++)
+        if (!strcmp(m, mode_name[i])) {
+            modes[0] = (mode_t_)i;
+            nmodes = 1;
+        }
+    if (getenv("VG_BENCH_CHECKPOINT_MS"))
+        checkpoint_ms = atoll(getenv("VG_BENCH_CHECKPOINT_MS"));
     const char *src = argc > 2 ? argv[2] : getenv("VG_SOURCE_DIR");
     if (!src)
         src = VG_SOURCE_DIR;
@@ -214,12 +259,28 @@ int main(int argc, char **argv)
     result_t rb, rc, rk;
     memset(&rc, 0, sizeof(rc));
     memset(&rk, 0, sizeof(rk));
-    if ((!only || !strcmp(only, "baseline")) && run("baseline", base, evs, n, 0, &rb))
+    if ((!only || !strcmp(only, "baseline")) && run("baseline", base, evs, n, 0, 0, &rb))
         return 1;
-    if ((!only || !strcmp(only, "compute")) && run("compute", cat, evs, n, 0, &rc))
+    if ((!only || !strcmp(only, "compute")) && run("compute", cat, evs, n, 0, 0, &rc))
         return 1;
-    if ((!only || !strcmp(only, "commits")) && run("commits", cat, evs, n, 1, &rk))
-        return 1;
+    for (size_t k = 0; (!only || !strcmp(only, "commits")) && k < nmodes; k++) {
+        if (modes[k] == MODE_EVERY)
+            printf("every commit written to RocksDB, no fsync: vigil run's configuration "
+                   "(state.sync = false) at 20000\n");
+        else if (modes[k] == MODE_CHECKPOINT)
+            printf("commits written by a checkpoint at most every %lld ms, no fsync: vigil "
+                   "replay's configuration (every 10 s)\n",
+                   (long long)checkpoint_ms);
+        else
+            printf("every commit written to RocksDB and fsync'd: the library default\n");
+        for (size_t b = 0; b < nbatches; b++) {
+            char name[32];
+            snprintf(name, sizeof(name), "%s@%d", modes[k] == MODE_CHECKPOINT ? "ckpt" : "commits",
+                     batches[b]);
+            if (run(name, cat, evs, n, batches[b], modes[k], &rk))
+                return 1;
+        }
+    }
     for (size_t t = 0; t < rc.stats.ntypes; t++) {
         const vg_state_type_stats_t *ts = &rc.stats.types[t];
         printf("state %-12s %7llu entities, %7.1f bytes each (encoded)\n", ts->entity,
@@ -228,10 +289,10 @@ int main(int argc, char **argv)
     }
     printf("cache memory (compute run): %.1f MiB for %llu entities\n",
            rc.stats.cache_bytes / 1048576.0, (unsigned long long)rc.stats.cache_entries);
-    printf("commits run: %llu commits of %.2f MiB on average, %llu loads, %llu evictions, cache "
-           "%.1f MiB\n",
-           (unsigned long long)rk.stats.commits,
-           rk.stats.commits ? rk.stats.committed_bytes / 1048576.0 / rk.stats.commits : 0,
+    printf("last commits run: %llu commits, %llu writes of %.2f MiB on average, %llu loads, %llu "
+           "evictions, cache %.1f MiB\n",
+           (unsigned long long)rk.stats.commits, (unsigned long long)rk.stats.checkpoints,
+           rk.stats.checkpoints ? rk.stats.committed_bytes / 1048576.0 / rk.stats.checkpoints : 0,
            (unsigned long long)rk.stats.loads, (unsigned long long)rk.stats.evictions,
            rk.stats.cache_bytes / 1048576.0);
     vg_catalog_free(cat);

@@ -47,6 +47,7 @@ static void collect(void *opaque, int32_t part, const char *entity, const char *
     snprintf(r->entity, sizeof(r->entity), "%s", entity);
     r->key = malloc(klen + 1);
     memcpy(r->key, key, klen);
+    r->key[klen] = '\0'; /* atoi() reads the card number from it */
     r->klen = klen;
     r->value = value ? malloc(vlen) : NULL;
     if (value)

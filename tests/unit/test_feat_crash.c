@@ -4,7 +4,10 @@
  * events with the number of events consumed as its offsets blob, and is killed with
  * SIGKILL at a random moment. Reopening must give the offsets of one committed batch and
  * exactly that batch's state: resuming from those offsets must produce, for every later
- * event, bit-for-bit the features of an uninterrupted run.
+ * event, bit-for-bit the features of an uninterrupted run. The same with checkpoint_ms (a
+ * checkpoint every few milliseconds): the offsets may then be those of an earlier batch
+ * than the last committed, but state and offsets must still agree. And with checkpoints and
+ * a cache too small for the stream, the features equal those of a run that keeps everything.
  */
 #include "features/features.h"
 #include "vg_test.h"
@@ -71,13 +74,18 @@ static vg_catalog_t *load(vg_schema_t *schema)
     return c;
 }
 
+static int64_t checkpoint_ms; /* the child's vg_state_opts_t.checkpoint_ms */
+
 static void child(const char *dir, int fd)
 {
     vg_schema_t schema;
     vg_schema_init(&schema);
     vg_catalog_t *cat = load(&schema);
     char eb[VG_ERRLEN];
-    vg_state_opts_t opts = {.cache_bytes = 256 * 1024, .nosync = 0};
+    /* with checkpoints, a cache that holds every entity: a write is then due by time only */
+    vg_state_opts_t opts = {.cache_bytes = checkpoint_ms ? 64 << 20 : 256 * 1024,
+                            .nosync = checkpoint_ms > 0,
+                            .checkpoint_ms = checkpoint_ms};
     vg_state_t *st = vg_state_open(dir, cat, &opts, eb, sizeof(eb));
     if (!st)
         _exit(3);
@@ -129,7 +137,7 @@ static void crash_once(unsigned delay_us, int wait_commits)
     void *blob;
     size_t len;
     VG_CHECK_INT(vg_state_offsets(st, &blob, &len), VG_OK);
-    VG_CHECK(blob != NULL);
+    VG_CHECK(blob != NULL || checkpoint_ms > 0); /* with checkpoints: maybe none written yet */
     char off[32] = "0";
     if (blob && len < sizeof(off)) {
         memcpy(off, blob, len);
@@ -137,7 +145,9 @@ static void crash_once(unsigned delay_us, int wait_commits)
     }
     free(blob);
     int from = atoi(off);
-    VG_CHECK(from >= wait_commits * EVERY && from % EVERY == 0 && from < N);
+    VG_CHECK(from % EVERY == 0 && from < N);
+    if (!checkpoint_ms)
+        VG_CHECK(from >= wait_commits * EVERY);
 
     /* the uninterrupted run */
     char *dir2 = vg_test_tmpdir();
@@ -156,7 +166,8 @@ static void crash_once(unsigned delay_us, int wait_commits)
                 fprintf(stderr, "event %d %s: resumed %.17g, uninterrupted %.17g\n", i,
                         vg_catalog_feature_name(cat, f), a[f], b[f]);
     }
-    fprintf(stderr, "killed after %d committed events; resumed %d events\n", from, N - from);
+    fprintf(stderr, "killed after %d committed events (checkpoint_ms %lld); resumed %d events\n",
+            from, (long long)checkpoint_ms, N - from);
     VG_CHECK_INT(diff, 0);
     free(a);
     free(b);
@@ -171,7 +182,7 @@ static void crash_once(unsigned delay_us, int wait_commits)
     free(dir2);
 }
 
-static void test_crash(void)
+static void names(void)
 {
     for (int i = 0; i < NCARDS; i++)
         snprintf(cards[i], 16, "card%d", i);
@@ -181,13 +192,75 @@ static void test_crash(void)
     }
     for (int i = 0; i < N; i++)
         snprintf(ids[i], 16, "x%d", i);
+}
+
+static void test_crash(void)
+{
     crash_once(0, 3);
     crash_once(7000, 10);
     crash_once(23000, 30);
+    /* a checkpoint written by the first commit 5 ms after the last */
+    checkpoint_ms = 5;
+    crash_once(0, 3);
+    crash_once(7000, 10);
+    crash_once(23000, 30);
+    checkpoint_ms = 0;
+}
+
+/* Checkpoints written by the writer thread while a small cache evicts and reloads entities:
+ * every feature must equal a run that keeps everything in memory (a reload must never read a
+ * value older than one still in flight). */
+static void test_checkpoint_evictions(void)
+{
+    vg_schema_t schema;
+    vg_schema_init(&schema);
+    vg_catalog_t *cat = load(&schema);
+    char eb[VG_ERRLEN];
+    char *dir = vg_test_tmpdir(), *dir2 = vg_test_tmpdir();
+    vg_state_opts_t small = {.cache_bytes = 256 * 1024, .nosync = 1, .checkpoint_ms = 1};
+    vg_state_opts_t big = {.cache_bytes = 64 << 20, .nosync = 1};
+    vg_state_t *st = vg_state_open(dir, cat, &small, eb, sizeof(eb));
+    vg_state_t *ref = vg_state_open(dir2, cat, &big, eb, sizeof(eb));
+    VG_CHECK(st != NULL && ref != NULL);
+    if (!st || !ref)
+        return;
+    size_t nf = vg_catalog_size(cat);
+    double *a = malloc(nf * sizeof(double)), *b = malloc(nf * sizeof(double));
+    int diff = 0;
+    for (int i = 0; i < N; i++) {
+        step(st, i, a);
+        step(ref, i, b);
+        for (size_t f = 0; f < nf; f++)
+            if (!(a[f] == b[f] || (isnan(a[f]) && isnan(b[f]))) && diff++ < 3)
+                fprintf(stderr, "event %d %s: small cache %.17g, all in memory %.17g\n", i,
+                        vg_catalog_feature_name(cat, f), a[f], b[f]);
+        if ((i + 1) % EVERY == 0)
+            VG_CHECK_INT(vg_state_commit(st, "x", 1, eb, sizeof(eb)), VG_OK);
+    }
+    VG_CHECK_INT(diff, 0);
+    vg_state_stats_t stats;
+    vg_state_stats(st, &stats);
+    fprintf(stderr, "%llu checkpoints, %llu evictions, %llu loads\n",
+            (unsigned long long)stats.checkpoints, (unsigned long long)stats.evictions,
+            (unsigned long long)stats.loads);
+    VG_CHECK(stats.checkpoints > 10 && stats.evictions > 1000 && stats.loads > 1000);
+    free(a);
+    free(b);
+    vg_state_close(st);
+    vg_state_close(ref);
+    vg_catalog_free(cat);
+    vg_schema_free(&schema);
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, dir2);
+    VG_CHECK_INT(system(cmd), 0);
+    free(dir);
+    free(dir2);
 }
 
 int main(void)
 {
+    names();
     VG_RUN(test_crash);
+    VG_RUN(test_checkpoint_evictions);
     return vg_test_done();
 }

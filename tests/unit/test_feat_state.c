@@ -3,7 +3,9 @@
  * catalogue version; offsets are absent before the first commit and survive reopening;
  * uncommitted changes are dropped by close; labels for unknown transactions; missing
  * entity fields give NaN; stats count entities per type; the expiry filter deletes idle
- * entities from disk; a directory written with an older entity encoding is refused.
+ * entities from disk; a directory written with an older entity encoding is refused; with
+ * checkpoint_ms, commits reach RocksDB only at a checkpoint (due by time, asked for, or at a
+ * close after a commit), and reopening gives the last checkpoint's state and offsets.
  */
 #include "features/features.h"
 #include "features/kv.h"
@@ -190,9 +192,116 @@ static void test_state_old_encoding(void)
     free(dir);
 }
 
+/* Reads the offsets blob as a string ("" if none). */
+static void offsets_str(vg_state_t *st, char *out, size_t cap)
+{
+    void *blob = NULL;
+    size_t len = 0;
+    VG_CHECK_INT(vg_state_offsets(st, &blob, &len), VG_OK);
+    snprintf(out, cap, "%.*s", (int)len, blob ? (const char *)blob : "");
+    free(blob);
+}
+
+static void count_change(void *opaque, int32_t partition, const char *entity, const char *key,
+                         size_t klen, const void *value, size_t vlen)
+{
+    (*(int *)opaque)++;
+}
+
+static void test_state_checkpoints(void)
+{
+    vg_schema_t schema;
+    vg_schema_init(&schema);
+    char eb[VG_ERRLEN] = "", off[32];
+    vg_catalog_t *c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &schema, eb, sizeof(eb));
+    char *dir = vg_test_tmpdir();
+    vg_state_opts_t opts = {.nosync = 1, .checkpoint_ms = 3600000}; /* due only after an hour */
+    vg_state_t *st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    double out[3];
+    vg_txn_t txn;
+    int64_t t0 = 1767571200000LL;
+    txn_at(&txn, "a", "card1", "term1", t0);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(vg_state_commit(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
+    txn_at(&txn, "b", "card1", "term2", t0 + 1000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    /* the changes of this commit only, though card1 still waits for a write from the first */
+    int calls = 0;
+    VG_CHECK_INT(vg_state_changes(st, count_change, &calls), 2);
+    VG_CHECK_INT(calls, 2);
+    VG_CHECK_INT(vg_state_commit(st, "off-2", 5, eb, sizeof(eb)), VG_OK);
+    VG_CHECK_INT(vg_state_changes(st, count_change, &calls), 0);
+    vg_state_stats_t stats;
+    vg_state_stats(st, &stats);
+    VG_CHECK_INT(stats.commits, 2);
+    VG_CHECK_INT(stats.checkpoints, 0);
+    VG_CHECK_INT(stats.dirty, 3);
+    VG_CHECK_INT(stats.pending_txns, 2);
+    offsets_str(st, off, sizeof(off)); /* the last commit's, not the store's */
+    VG_CHECK_STR(off, "off-2");
+    /* a label for a transaction only in memory finds it */
+    vg_label_t lab = {.txn_id = "a", .fraud = 1, .ts_ms = t0 + 2000};
+    VG_CHECK_INT(vg_state_label(st, &lab), VG_OK);
+    VG_CHECK_INT(vg_state_commit(st, "off-3", 5, eb, sizeof(eb)), VG_OK);
+    /* closing right after a commit writes it */
+    vg_state_close(st);
+
+    st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    offsets_str(st, off, sizeof(off));
+    VG_CHECK_STR(off, "off-3");
+    txn_at(&txn, "c", "card1", "term1", t0 + 3000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 2 && out[1] == 1 && out[2] == 3);
+    VG_CHECK_INT(vg_state_commit(st, "off-4", 5, eb, sizeof(eb)), VG_OK);
+    VG_CHECK_INT(vg_state_checkpoint(st, eb, sizeof(eb)), VG_OK); /* written now */
+    vg_state_stats(st, &stats);
+    VG_CHECK_INT(stats.checkpoints, 1);
+    VG_CHECK_INT(stats.dirty, 0);
+    VG_CHECK_INT(vg_state_checkpoint(st, eb, sizeof(eb)), VG_OK); /* nothing left to write */
+    vg_state_stats(st, &stats);
+    VG_CHECK_INT(stats.checkpoints, 1);
+    /* "c" went out with that checkpoint: a label finds it there (the table of the last
+     * write's records, kept until the next) as well as in RocksDB */
+    lab.txn_id = "c";
+    VG_CHECK_INT(vg_state_label(st, &lab), VG_OK);
+    txn_at(&txn, "d", "card1", "term1", t0 + 4000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 3 && out[1] == 2 && out[2] == 1);
+    VG_CHECK_INT(vg_state_commit(st, "off-5", 5, eb, sizeof(eb)), VG_OK);
+    txn_at(&txn, "e", "card1", "term1", t0 + 5000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    /* a change since the last commit: closing drops back to the last checkpoint (off-4),
+     * committed "off-5" included, as a crash would */
+    vg_state_close(st);
+
+    st = vg_state_open(dir, c1, NULL, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    offsets_str(st, off, sizeof(off));
+    VG_CHECK_STR(off, "off-4");
+    txn_at(&txn, "d", "card1", "term1", t0 + 4000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 3 && out[1] == 1 && out[2] == 1);
+    vg_state_close(st);
+    vg_catalog_free(c1);
+    vg_schema_free(&schema);
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    VG_CHECK_INT(system(cmd), 0);
+    free(dir);
+}
+
 int main(void)
 {
     VG_RUN(test_state_edges);
     VG_RUN(test_state_old_encoding);
+    VG_RUN(test_state_checkpoints);
     return vg_test_done();
 }
