@@ -754,6 +754,11 @@ vg_err_t vg_pipeline_restore(vg_pipeline_t *p, const char *entity, const char *k
     return vg_state_restore(p->state, entity, key, klen, value, vlen, errbuf, errlen);
 }
 
+vg_err_t vg_pipeline_checkpoint(vg_pipeline_t *p, char *errbuf, size_t errlen)
+{
+    return vg_state_checkpoint(p->state, errbuf, errlen);
+}
+
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *p, void **blob, size_t *len)
 {
     return vg_state_offsets(p->state, blob, len);

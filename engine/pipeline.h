@@ -115,6 +115,9 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *pipeline, vg_batch_t *batch,
 /* Commits state changed since the last commit, with the caller's offsets blob, atomically. */
 vg_err_t vg_pipeline_commit(vg_pipeline_t *pipeline, const void *offsets, size_t len, char *errbuf,
                             size_t errlen);
+/* With opts.state_checkpoint_ms: writes the commits not yet written now (when input pauses);
+ * otherwise nothing to do. */
+vg_err_t vg_pipeline_checkpoint(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
 /* The offsets blob of the last state commit (malloc'd; NULL/0 if none). */
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *pipeline, void **blob, size_t *len);
 /* The state's changelog (features.h): what the next commit writes, and restoring a record. */

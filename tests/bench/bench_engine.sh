@@ -4,7 +4,9 @@
 #
 #   (a) passthrough: `vigil run --passthrough`: consume and produce the same messages in one
 #       Kafka transaction per batch, same batch settings, no processing;
-#   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model;
+#   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model; then the
+#       same with engine.state.checkpoint.interval = 10s (state written every 10 s, not every
+#       batch: what a deployment on Apache Kafka or Redpanda can use; docs/operations.md);
 #   (c) the same with the state changelog on, then a restore of all of it into a fresh process.
 # Sustained throughput of both over the same backlog of N transactions, and their ratio; then
 # end-to-end latency (Kafka timestamp of the transaction -> commit of its decision) at a
@@ -63,17 +65,20 @@ run() { # NAME ARGS...: runs the engine over the backlog, prints its throughput 
 }
 
 echo "== throughput over a backlog of $N transactions (batches of $BATCH / $BATCH_MS)" >&2
+model=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
 pt=$(run passthrough --passthrough)
-en=$(run engine --catalog features/default.conf --rules rules/default.rules --model "$work/model")
+en=$(run engine "${model[@]}")
+ck=$(run checkpoint "${model[@]}" --set engine.state.checkpoint.interval=10s)
 printf '%-44s %10s tx/s\n' "passthrough (exactly once)" "$pt"
 printf '%-44s %10s tx/s\n' "engine (default catalogue, rules, 100 trees)" "$en"
 awk -v a="$en" -v b="$pt" 'BEGIN { printf "%-44s %10.1f %%\n", "engine / passthrough", 100 * a / b }'
+printf '%-44s %10s tx/s\n' "engine, state checkpoints every 10 s" "$ck"
+awk -v a="$ck" -v b="$pt" 'BEGIN { printf "%-44s %10.1f %%\n", "  / passthrough", 100 * a / b }'
 
 if [[ -z ${NO_CHANGELOG:-} ]]; then
   # (c) the same with the state changelog on (what several processes in a group need), then a
   # process with an empty state directory restoring every partition's state from it.
   echo "== the state changelog: throughput with it, then a restore of all of it" >&2
-  model=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
   cl=$(run changelog "${model[@]}" --set engine.state.changelog=true)
   printf '%-44s %10s tx/s\n' "engine + state changelog" "$cl"
   # a group of its own: the one above may still hold its members' partitions for a while
@@ -109,8 +114,7 @@ latency() { # NAME GUARANTEE [ARGS]: engine at the offered rate, on a fresh brok
   printf '%-44s %s\n' "" "$(grep -o 'per batch: .*' "$work/lat-$name.log")"
 }
 echo "== end-to-end latency at $RATE transactions/s offered" >&2
-engine=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
 printf '%-44s %s\n' "passthrough, exactly once" "$(latency pt-eos exactly_once --passthrough)"
-printf '%-44s %s\n' "engine, exactly once" "$(latency eos exactly_once "${engine[@]}")"
+printf '%-44s %s\n' "engine, exactly once" "$(latency eos exactly_once "${model[@]}")"
 printf '%-44s %s\n' "passthrough, at least once" "$(latency pt-alo at_least_once --passthrough)"
-printf '%-44s %s\n' "engine, at least once" "$(latency alo at_least_once "${engine[@]}")"
+printf '%-44s %s\n' "engine, at least once" "$(latency alo at_least_once "${model[@]}")"
