@@ -74,6 +74,21 @@ static vg_catalog_t *load(vg_schema_t *schema)
     return c;
 }
 
+/* Closes both states and removes their directories. */
+static void finish(vg_state_t *st, vg_state_t *ref, vg_catalog_t *cat, vg_schema_t *schema,
+                   char *dir, char *dir2)
+{
+    vg_state_close(st);
+    vg_state_close(ref);
+    vg_catalog_free(cat);
+    vg_schema_free(schema);
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, dir2);
+    VG_CHECK_INT(system(cmd), 0);
+    free(dir);
+    free(dir2);
+}
+
 static int64_t checkpoint_ms; /* the child's vg_state_opts_t.checkpoint_ms */
 
 static void child(const char *dir, int fd)
@@ -171,15 +186,7 @@ static void crash_once(unsigned delay_us, int wait_commits)
     VG_CHECK_INT(diff, 0);
     free(a);
     free(b);
-    vg_state_close(st);
-    vg_state_close(ref);
-    vg_catalog_free(cat);
-    vg_schema_free(&schema);
-    char cmd[9000];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, dir2);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
-    free(dir2);
+    finish(st, ref, cat, &schema, dir, dir2);
 }
 
 static void names(void)
@@ -246,15 +253,7 @@ static void test_checkpoint_evictions(void)
     VG_CHECK(stats.checkpoints > 10 && stats.evictions > 1000 && stats.loads > 1000);
     free(a);
     free(b);
-    vg_state_close(st);
-    vg_state_close(ref);
-    vg_catalog_free(cat);
-    vg_schema_free(&schema);
-    char cmd[9000];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, dir2);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
-    free(dir2);
+    finish(st, ref, cat, &schema, dir, dir2);
 }
 
 int main(void)
