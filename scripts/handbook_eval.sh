@@ -23,8 +23,8 @@
 # fraud scenarios; the handbook's figures are for the default).
 #
 # Needs VIGIL (default: build/vigil) and ~3.5 GB in the work directory (removed at the end
-# unless --keep). Takes 4.5 minutes on the 2-core machine (simulate 1 s, replays ~50 s
-# each, 8 trainings and evaluations ~20 s each).
+# unless --keep). Takes about 4 minutes on the 2-core machine (simulate 1 s, replays 6 s
+# and 14 s, 8 trainings and evaluations ~25 s each).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 VIGIL=${VIGIL:-$here/build/vigil}
