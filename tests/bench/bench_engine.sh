@@ -7,7 +7,8 @@
 #   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model; then the
 #       same with engine.state.checkpoint.interval = 10s (state written every 10 s, not every
 #       batch: what a deployment on Apache Kafka or Redpanda can use; docs/operations.md);
-#   (c) the same with the state changelog on, then a restore of all of it into a fresh process.
+#   (c) the same with the state changelog on (and with checkpoints too, which the changelog
+#       makes safe on any broker), then a restore of all of it into a fresh process.
 # Sustained throughput of both over the same backlog of N transactions, and their ratio; then
 # end-to-end latency (Kafka timestamp of the transaction -> commit of its decision) at a
 # fixed offered rate, exactly-once and at-least-once, passthrough beside the engine (what the
@@ -38,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$VIGIL" broker --partitions 64 --bootstrap-file "$work/bootstrap" --log-level warn \
-  2>"$work/broker.err" >/dev/null &
+  --topic vigil.changelog.ckpt 2>"$work/broker.err" >/dev/null &
 broker=$!
 for _ in $(seq 100); do [[ -s $work/bootstrap ]] && break; sleep 0.1; done
 brokers=$(cat "$work/bootstrap")
@@ -81,6 +82,11 @@ if [[ -z ${NO_CHANGELOG:-} ]]; then
   echo "== the state changelog: throughput with it, then a restore of all of it" >&2
   cl=$(run changelog "${model[@]}" --set engine.state.changelog=true)
   printf '%-44s %10s tx/s\n' "engine + state changelog" "$cl"
+  # a changelog topic of its own: a process restores whatever the topic holds for its
+  # partitions, and would resume after the run above
+  clck=$(run changelog-ckpt "${model[@]}" --set engine.state.changelog=true \
+    --set topics.changelog=vigil.changelog.ckpt --set engine.state.checkpoint.interval=10s)
+  printf '%-44s %10s tx/s\n' "  + state checkpoints every 10 s" "$clck"
   # a group of its own: the one above may still hold its members' partitions for a while
   "$VIGIL" run --brokers "$brokers" --group bench-restore --state "$work/state-restore" \
     --http off "${model[@]}" --set engine.state.changelog=true --idle-exit 8s \

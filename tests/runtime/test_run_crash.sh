@@ -30,7 +30,9 @@ n=$(wc -l <"$work/sim/transactions.jsonl")
 common=(--brokers "$brokers" --catalog "$VG_SOURCE_DIR/tests/data/card.conf"
   --rules "$VG_SOURCE_DIR/tests/data/card.rules" --http off --batch-size 200 --batch-ms 20ms
   --set kafka.session.timeout.ms=3000 --set kafka.heartbeat.interval.ms=300)
-crash=(--group crash --state "$work/crash-state")
+# VG_CRASH_ARGS: more flags for the crashing runs (test_run_crash_checkpoint.sh)
+# shellcheck disable=SC2206
+crash=(--group crash --state "$work/crash-state" ${VG_CRASH_ARGS:-})
 
 # The reference: one uninterrupted run into other topics. It writes its state in checkpoints
 # (engine.state.checkpoint.interval, which on this broker is only safe without crashes), so
