@@ -32,14 +32,14 @@
 enum { NCARDS = 100000, NTERMS = 10000, NMERCH = 2000, NDEVS = 50000 };
 
 /* How commits reach disk (VG_BENCH_MODE): */
-typedef enum mode {
+typedef enum commit_mode {
     MODE_EVERY,      /* every commit written, no fsync: vigil run (state.sync = false) */
     MODE_CHECKPOINT, /* commits written together by a checkpoint at most every
                         VG_BENCH_CHECKPOINT_MS (vg_state_opts_t.checkpoint_ms), no fsync:
                         vigil replay (every 10 s) */
     MODE_DURABLE,    /* every commit written and fsync'd: the library default, and vigil run
                         with state.sync = true */
-} mode_t_;
+} commit_mode_t;
 
 static const char *mode_name[] = {"every", "checkpoint", "durable"};
 static int64_t checkpoint_ms = 1000; /* VG_BENCH_CHECKPOINT_MS */
@@ -109,7 +109,7 @@ typedef struct result {
 
 /* batch: events per commit, 0 = no commits. */
 static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int batch,
-               mode_t_ mode, result_t *res)
+               commit_mode_t mode, result_t *res)
 {
     char dir[] = "/tmp/vigil-bench-XXXXXX";
     if (!mkdtemp(dir))
@@ -191,12 +191,12 @@ int main(int argc, char **argv)
         batches[0] = atoi(getenv("VG_BENCH_BATCH"));
         nbatches = 1;
     }
-    mode_t_ modes[3] = {MODE_EVERY, MODE_CHECKPOINT};
+    commit_mode_t modes[3] = {MODE_EVERY, MODE_CHECKPOINT};
     size_t nmodes = 2;
     const char *m = getenv("VG_BENCH_MODE");
     for (int i = 0; m && i < 3; i++)
         if (!strcmp(m, mode_name[i])) {
-            modes[0] = (mode_t_)i;
+            modes[0] = (commit_mode_t)i;
             nmodes = 1;
         }
     if (getenv("VG_BENCH_CHECKPOINT_MS"))
