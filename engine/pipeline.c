@@ -764,17 +764,6 @@ vg_err_t vg_pipeline_offsets(vg_pipeline_t *p, void **blob, size_t *len)
     return vg_state_offsets(p->state, blob, len);
 }
 
-vg_err_t vg_pipeline_rollback(vg_pipeline_t *p, char *errbuf, size_t errlen)
-{
-    vg_state_close(p->state);
-    vg_state_opts_t sopts = {0};
-    sopts.cache_bytes = p->opts.cache_bytes;
-    sopts.nosync = !p->opts.state_sync;
-    sopts.checkpoint_ms = p->opts.state_checkpoint_ms;
-    p->state = vg_state_open(p->state_dir, p->catalog, &sopts, errbuf, errlen);
-    return p->state ? VG_OK : VG_ERR_STATE;
-}
-
 void vg_pipeline_reload(vg_pipeline_t *p, int force)
 {
     char errbuf[VG_ERRLEN * 4];

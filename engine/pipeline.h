@@ -125,8 +125,6 @@ size_t vg_pipeline_changes(vg_pipeline_t *pipeline, vg_state_change_cb *cb, void
 vg_err_t vg_pipeline_restore(vg_pipeline_t *pipeline, const char *entity, const char *key,
                              size_t klen, const void *value, size_t vlen, char *errbuf,
                              size_t errlen);
-/* Drops uncommitted state and reopens the store (after an aborted Kafka transaction). */
-vg_err_t vg_pipeline_rollback(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
 
 /*
  * Reloads rules (and their lists) and models if their files changed, or always if force.
