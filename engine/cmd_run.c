@@ -76,9 +76,8 @@ static const vg_option_t run_options[] = {
     {"engine", "state.checkpoint.interval", VG_OPT_DURATION, "0",
      "0: every batch's state commit is written to RocksDB. Else commits are written together "
      "at most this often (and when input pauses): far less written, and a crash rebuilds up "
-     "to this much input without emitting. On Apache Kafka or Redpanda, or with "
-     "state.changelog: the local broker does not move group offsets, so there, without the "
-     "changelog, a crash would emit those batches again",
+     "to this much input without emitting. Only on Apache Kafka or Redpanda: the local "
+     "broker does not move group offsets, so there a crash would emit those batches again",
      0, 3600000, NULL},
     {"engine", "state.changelog", VG_OPT_BOOL, "false",
      "write every state change to the changelog topic in the batch's Kafka transaction, and "

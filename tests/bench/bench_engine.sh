@@ -7,8 +7,8 @@
 #   (b) the engine: default catalogue, default rules and a 100-tree, depth-6 model; then the
 #       same with engine.state.checkpoint.interval = 10s (state written every 10 s, not every
 #       batch: what a deployment on Apache Kafka or Redpanda can use; docs/operations.md);
-#   (c) the same with the state changelog on (and with checkpoints too, which the changelog
-#       makes safe on any broker), then a restore of all of it into a fresh process.
+#   (c) the same with the state changelog on (and with checkpoints too, for the throughput),
+#       then a restore of all of it into a fresh process.
 # Sustained throughput of both over the same backlog of N transactions, and their ratio; then
 # end-to-end latency (Kafka timestamp of the transaction -> commit of its decision) at a
 # fixed offered rate, exactly-once and at-least-once, passthrough beside the engine (what the

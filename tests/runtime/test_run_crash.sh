@@ -30,7 +30,8 @@ n=$(wc -l <"$work/sim/transactions.jsonl")
 common=(--brokers "$brokers" --catalog "$VG_SOURCE_DIR/tests/data/card.conf"
   --rules "$VG_SOURCE_DIR/tests/data/card.rules" --http off --batch-size 200 --batch-ms 20ms
   --set kafka.session.timeout.ms=3000 --set kafka.heartbeat.interval.ms=300)
-# VG_CRASH_ARGS: more flags for the crashing runs (test_run_crash_checkpoint.sh)
+# VG_CRASH_ARGS: more flags for the crashing runs, to try other settings by hand (e.g. the
+# changelog with checkpoints: docs/operations.md, "checkpoints")
 # shellcheck disable=SC2206
 crash=(--group crash --state "$work/crash-state" ${VG_CRASH_ARGS:-})
 
