@@ -118,10 +118,17 @@ function queryString(q) {
   return p.toString();
 }
 
+// Each navigation (queue or case) bumps this; a slower, earlier load that finishes after a
+// newer one started must not render over it (an analyst who labels and goes straight back
+// would see the case as it was before the label).
+let showSeq = 0;
+
 async function showQueue() {
+  const seq = ++showSeq;
   renderNav();
   const q = state.query;
   const r = await api('GET', '/api/cases?' + queryString(q));
+  if (seq !== showSeq) return;
   if (r.status !== 200) {
     setMain(el('p', { class: 'banner err' }, r.data.error || 'cannot load the queue'));
     return;
@@ -223,8 +230,10 @@ function featureTable(features, usual) {
 }
 
 async function showCase(id) {
+  const seq = ++showSeq;
   renderNav();
   let r = await api('GET', '/api/cases/' + encodeURIComponent(id));
+  if (seq !== showSeq) return;
   if (r.status !== 200) {
     setMain(el('p', { class: 'banner err' }, r.data.error || 'cannot load the case'),
             el('a', { href: '#/' }, '← back to the queue'));
@@ -233,6 +242,7 @@ async function showCase(id) {
   let banner = null;
   if (r.data.case.status !== 'closed') {
     const c = await api('POST', '/api/cases/' + encodeURIComponent(id) + '/claim');
+    if (seq !== showSeq) return;
     if (c.status === 200) r = c;
     else banner = el('div', { class: 'banner', id: 'claim-banner' }, c.data.error || 'cannot claim');
   }
