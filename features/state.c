@@ -321,27 +321,28 @@ static vg_entity_t *entity_room(vg_state_t *st, vg_entity_t *e, uint32_t extra)
     return e;
 }
 
+/* Appends e to a growable list of entities; returns its position. */
+static uint32_t list_push(vg_entity_t ***list, size_t *n, size_t *cap, vg_entity_t *e)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 1024;
+        *list = vg_xrealloc(*list, *cap * sizeof(**list));
+    }
+    (*list)[*n] = e;
+    return (uint32_t)(*n)++;
+}
+
 static void mark_dirty(vg_state_t *st, vg_entity_t *ent)
 {
     ent->ref = 1;
     if (!ent->changed) {
         ent->changed = 1;
-        ent->changed_idx = (uint32_t)st->nchanged;
-        if (st->nchanged == st->changedcap) {
-            st->changedcap = st->changedcap ? st->changedcap * 2 : 1024;
-            st->changed = vg_xrealloc(st->changed, st->changedcap * sizeof(*st->changed));
-        }
-        st->changed[st->nchanged++] = ent;
+        ent->changed_idx = list_push(&st->changed, &st->nchanged, &st->changedcap, ent);
     }
-    if (ent->dirty)
-        return;
-    ent->dirty = 1;
-    ent->dirty_idx = (uint32_t)st->ndirty;
-    if (st->ndirty == st->dirtycap) {
-        st->dirtycap = st->dirtycap ? st->dirtycap * 2 : 1024;
-        st->dirty = vg_xrealloc(st->dirty, st->dirtycap * sizeof(*st->dirty));
+    if (!ent->dirty) {
+        ent->dirty = 1;
+        ent->dirty_idx = list_push(&st->dirty, &st->ndirty, &st->dirtycap, ent);
     }
-    st->dirty[st->ndirty++] = ent;
 }
 
 /* The cached entity (type, key), loading it from RocksDB or creating it empty. NULL with
