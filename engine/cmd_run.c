@@ -427,7 +427,7 @@ static void changelog_committed(vg_run_t *r)
         if (r->tps[i].topic_idx != TP_TXNS || !r->tps[i].changed)
             continue;
         r->tps[i].changed = 0;
-        int64_t last = vg_producer_tracked(r->producer, r->tps[i].partition);
+        int64_t last = vg_producer_tracked(r->producer, r->changelog, r->tps[i].partition);
         if (last >= 0)
             tp_get(r, TP_CHANGELOG, r->tps[i].partition)->next = last + 1;
     }

@@ -89,9 +89,13 @@ struct vg_producer {
     uint64_t delivered, failed; /* since the start, for counts */
     uint64_t unreported;        /* failures not yet returned by send/flush/commit */
     char last_error[256];
-    char *track_topic; /* vg_producer_track(): the greatest delivered offset per partition */
-    int64_t *tracked;
-    size_t ntracked;
+    /* vg_producer_track(): per tracked topic, the greatest delivered offset per partition */
+    struct {
+        char *topic;
+        int64_t *offsets;
+        size_t n;
+    } track[8];
+    size_t ntrack;
     /* Topic handles by name: a send by name makes librdkafka look the topic up in its list
      * (a lock and string compares) for every message. */
     rd_kafka_topic_t **topics;
@@ -121,18 +125,20 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         snprintf(p->last_error, sizeof(p->last_error), "%s", rd_kafka_err2str(m->err));
     } else {
         p->delivered++;
-        if (p->track_topic && m->rkt && m->partition >= 0 &&
-            strcmp(rd_kafka_topic_name(m->rkt), p->track_topic) == 0) {
+        for (size_t t = 0; t < p->ntrack && m->rkt && m->partition >= 0; t++) {
+            if (strcmp(rd_kafka_topic_name(m->rkt), p->track[t].topic) != 0)
+                continue;
             size_t i = (size_t)m->partition;
-            if (i >= p->ntracked) {
+            if (i >= p->track[t].n) {
                 size_t n = (i + 1) * 2;
-                p->tracked = vg_xrealloc(p->tracked, n * sizeof(*p->tracked));
-                for (size_t k = p->ntracked; k < n; k++)
-                    p->tracked[k] = -1;
-                p->ntracked = n;
+                p->track[t].offsets = vg_xrealloc(p->track[t].offsets, n * sizeof(int64_t));
+                for (size_t k = p->track[t].n; k < n; k++)
+                    p->track[t].offsets[k] = -1;
+                p->track[t].n = n;
             }
-            if (m->offset > p->tracked[i])
-                p->tracked[i] = m->offset;
+            if (m->offset > p->track[t].offsets[i])
+                p->track[t].offsets[i] = m->offset;
+            break;
         }
     }
 }
@@ -240,8 +246,10 @@ void vg_producer_free(vg_producer_t *p)
         rd_kafka_topic_destroy(p->topics[i]);
     free(p->topics);
     rd_kafka_destroy(p->rk);
-    free(p->track_topic);
-    free(p->tracked);
+    for (size_t t = 0; t < p->ntrack; t++) {
+        free(p->track[t].topic);
+        free(p->track[t].offsets);
+    }
     free(p);
 }
 
@@ -291,13 +299,18 @@ vg_err_t vg_producer_send_to(vg_producer_t *p, const char *topic, int32_t partit
 
 void vg_producer_track(vg_producer_t *p, const char *topic)
 {
-    free(p->track_topic);
-    p->track_topic = vg_xstrdup(topic);
+    if (p->ntrack < VG_ARRAY_LEN(p->track))
+        p->track[p->ntrack++].topic = vg_xstrdup(topic);
 }
 
-int64_t vg_producer_tracked(const vg_producer_t *p, int32_t partition)
+int64_t vg_producer_tracked(const vg_producer_t *p, const char *topic, int32_t partition)
 {
-    return partition >= 0 && (size_t)partition < p->ntracked ? p->tracked[partition] : -1;
+    for (size_t t = 0; t < p->ntrack; t++)
+        if (strcmp(p->track[t].topic, topic) == 0)
+            return partition >= 0 && (size_t)partition < p->track[t].n
+                       ? p->track[t].offsets[partition]
+                       : -1;
+    return -1;
 }
 
 /* ---- consumer ---- */
@@ -543,6 +556,28 @@ size_t vg_consumer_lags(vg_consumer_t *c, vg_assignment_t *out, size_t max)
                                      hi > pos ? hi - pos : 0};
     }
     rd_kafka_topic_partition_list_destroy(assigned);
+    return n;
+}
+
+int vg_consumer_partition_count(vg_consumer_t *c, const char *topic, char *errbuf, size_t errlen)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err =
+        rkt ? rd_kafka_metadata(c->rk, 0, rkt, &md, 10000) : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    int n = -1;
+    if (!err && md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    else
+        vg_errf(errbuf, errlen, VG_ERR_KAFKA, "topic %s: cannot read its partition count: %s",
+                topic,
+                rd_kafka_err2str(err             ? err
+                                 : md->topic_cnt ? md->topics[0].err
+                                                 : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
     return n;
 }
 

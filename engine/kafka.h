@@ -86,8 +86,8 @@ vg_err_t vg_producer_send_to(vg_producer_t *producer, const char *topic, int32_t
 /* Remembers, from delivery reports, the greatest offset delivered to each partition of topic;
  * vg_producer_tracked() returns it (-1: none yet). After a transaction commits, its messages'
  * offsets are all known. */
-void vg_producer_track(vg_producer_t *producer, const char *topic);
-int64_t vg_producer_tracked(const vg_producer_t *producer, int32_t partition);
+void vg_producer_track(vg_producer_t *producer, const char *topic); /* up to 8 topics */
+int64_t vg_producer_tracked(const vg_producer_t *producer, const char *topic, int32_t partition);
 
 /* ---- consumer ---- */
 
@@ -151,6 +151,9 @@ vg_err_t vg_consumer_commit(vg_consumer_t *consumer, const vg_assignment_t *offs
 /* Lag of each assigned partition: high watermark minus position (the cached watermark,
  * no broker round trip). Fills up to max entries (start = the lag); returns the count. */
 size_t vg_consumer_lags(vg_consumer_t *consumer, vg_assignment_t *out, size_t max);
+/* The partition count of topic (a metadata request), or -1 with errbuf. */
+int vg_consumer_partition_count(vg_consumer_t *consumer, const char *topic, char *errbuf,
+                                size_t errlen);
 /* Out-of-range offset resets seen so far (an incident: data was lost before it was read). */
 uint64_t vg_consumer_offset_resets(const vg_consumer_t *consumer);
 /* Leaves the group cleanly and frees. */

@@ -80,6 +80,9 @@ struct vg_pipeline {
     char **feat_keys; /* ",\"name\":" (no comma for the first), built once for encoding */
     size_t *feat_key_len;
     vg_state_t *state;
+    vg_catalog_t *state_catalog; /* opts.stage_types: the stage's part of the catalogue */
+    size_t *state_map;           /* its feature k is catalogue feature state_map[k] */
+    double *state_row;
     vg_rules_t *rules;
     vg_model_t *model, *shadow;
     vg_watch_t rules_watch, model_watch, shadow_watch;
@@ -312,11 +315,25 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     }
     reset_rule_hits(p);
 
+    const vg_catalog_t *scat = p->catalog;
+    if (opts->stage_types) {
+        p->state_catalog = vg_catalog_load_types(p->catalog_path, &p->schema, opts->stage_types,
+                                                 opts->nstage_types, errbuf, errlen);
+        if (!p->state_catalog)
+            goto fail;
+        scat = p->state_catalog;
+        size_t ns = vg_catalog_size(scat);
+        p->state_map = vg_xcalloc(ns, sizeof(size_t));
+        p->state_row = vg_xcalloc(ns, sizeof(double));
+        for (size_t k = 0; k < ns; k++)
+            p->state_map[k] =
+                (size_t)vg_catalog_feature_index(p->catalog, vg_catalog_feature_name(scat, k));
+    }
     vg_state_opts_t sopts = {0};
     sopts.cache_bytes = opts->cache_bytes;
     sopts.nosync = !p->opts.state_sync;
     sopts.checkpoint_ms = p->opts.state_checkpoint_ms;
-    p->state = vg_state_open(p->state_dir, p->catalog, &sopts, errbuf, errlen);
+    p->state = vg_state_open(p->state_dir, scat, &sopts, errbuf, errlen);
     if (!p->state)
         goto fail;
     if (opts->threads > 1)
@@ -342,6 +359,9 @@ void vg_pipeline_free(vg_pipeline_t *p)
     free(p->feat_key_len);
     free(p->feat_names);
     vg_catalog_free(p->catalog);
+    vg_catalog_free(p->state_catalog);
+    free(p->state_map);
+    free(p->state_row);
     vg_schema_free(&p->schema);
     vg_batch_free(p->batch);
     vg_buf_free(&p->enc[0]);
@@ -608,6 +628,34 @@ static void encode_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int 
     }
 }
 
+/* opts.forward: dead letters and transactions with their rows, in input order. */
+static vg_err_t forward(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *sink, char *errbuf,
+                        size_t errlen)
+{
+    vg_err_t err = VG_OK;
+    for (size_t i = 0; i < batch->n && !err; i++) {
+        const vg_item_t *it = &batch->items[i];
+        const vg_input_t *in = &batch->in[i];
+        vg_output_t out = {.input = in, .value = in->data, .len = in->len};
+        if (!in->emit || (it->ok && in->kind != VG_IN_TXN))
+            continue;
+        if (!it->ok) {
+            p->stats.dead_letters++;
+            out.kind = VG_OUT_DLQ;
+            out.reason = it->reason;
+        } else {
+            p->stats.transactions++;
+            out.kind = VG_OUT_FORWARD;
+            out.txn = &it->txn;
+            out.feats = &p->feats[it->row * p->nfeat];
+        }
+        err = sink->emit(sink->opaque, &out);
+    }
+    if (err)
+        vg_errf(errbuf, errlen, err, "emitting outputs failed");
+    return err;
+}
+
 vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *sink,
                                      char *errbuf, size_t errlen)
 {
@@ -636,9 +684,15 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         it->row = nrows;
         double *row = &p->feats[nrows * p->nfeat];
         vg_state_set_partition(p->state, in[i].partition);
-        if ((err = vg_state_process(p->state, &it->txn, row)))
+        if ((err = vg_state_process(p->state, &it->txn, p->state_map ? p->state_row : row)))
             return vg_errf(errbuf, errlen, err, "state: processing %s failed",
                            it->txn.str[VG_F_TXN_ID]);
+        if (p->state_map) { /* a stage: upstream's values, then this stage's own */
+            for (size_t f = 0; f < p->nfeat; f++)
+                row[f] = in[i].feats ? in[i].feats[f] : NAN;
+            for (size_t k = 0; k < vg_catalog_size(p->state_catalog); k++)
+                row[p->state_map[k]] = p->state_row[k];
+        }
         if (!in[i].emit) {
             p->stats.recovered++;
             continue;
@@ -649,6 +703,9 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         p->row_item[nrows] = i;
         nrows++;
     }
+
+    if (p->opts.forward)
+        return forward(p, batch, sink, errbuf, errlen);
 
     /* 3: rules before the model, one model call, rules after it. */
     for (size_t i = 0; i < n; i++) {
@@ -819,6 +876,11 @@ void vg_pipeline_reload(vg_pipeline_t *p, int force)
 const vg_pipeline_stats_t *vg_pipeline_stats(const vg_pipeline_t *p)
 {
     return &p->stats;
+}
+
+size_t vg_pipeline_feature_count(const vg_pipeline_t *p)
+{
+    return p->nfeat;
 }
 
 size_t vg_pipeline_rule_count(const vg_pipeline_t *p)

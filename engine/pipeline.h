@@ -35,6 +35,12 @@ typedef struct vg_pipeline_opts {
     double review_band_high;      /* too ("near_threshold"); low == high: off */
     int threads; /* 2: a worker thread decodes (vg_pipeline_process) and encodes half of
                     each batch; features, rules and outputs keep their order. 0/1: none */
+    /* A stage of the repartition topology (docs/scaling.md): the state keeps only these
+     * entity types (NULL: all); the other features' values come with each input (feats). */
+    const char *const *stage_types;
+    size_t nstage_types;
+    int forward; /* 1: no rules, model or decisions: each transaction goes to the sink as
+                    VG_OUT_FORWARD with its feature row, for the next stage */
 } vg_pipeline_opts_t;
 
 void vg_pipeline_opts_default(vg_pipeline_opts_t *opts);
@@ -50,12 +56,14 @@ typedef struct vg_input {
     int64_t offset;
     int64_t timestamp_ms; /* source timestamp (Kafka), -1 if none */
     int emit;             /* 0: update state only (rebuilding state after a crash) */
+    const double *feats;  /* a stage's input: the row computed upstream, NULL: none */
 } vg_input_t;
 
 typedef enum vg_output_kind {
     VG_OUT_DECISION = 0, /* topic decisions, key card_id */
     VG_OUT_REVIEW = 1,   /* topic review, key card_id: a case for analysts */
     VG_OUT_DLQ = 2,      /* topic transactions.dlq: the original bytes, reason in `reason` */
+    VG_OUT_FORWARD = 3,  /* opts.forward: the transaction's bytes and its row in `feats` */
 } vg_output_kind_t;
 
 typedef struct vg_output {
@@ -67,6 +75,8 @@ typedef struct vg_output {
     const vg_input_t *input; /* what produced it */
     const char *reason;      /* VG_OUT_DLQ only */
     int action;              /* VG_OUT_DECISION/REVIEW: the vg_action_t */
+    const vg_txn_t *txn;     /* VG_OUT_FORWARD: the decoded transaction */
+    const double *feats;     /* VG_OUT_FORWARD: its row, vg_pipeline_feature_count() values */
 } vg_output_t;
 
 /* Receives outputs; a non-VG_OK return stops the batch and is returned by process(). */
@@ -135,6 +145,7 @@ void vg_pipeline_reload(vg_pipeline_t *pipeline, int force);
 
 const vg_pipeline_stats_t *vg_pipeline_stats(const vg_pipeline_t *pipeline);
 size_t vg_pipeline_rule_count(const vg_pipeline_t *pipeline);
+size_t vg_pipeline_feature_count(const vg_pipeline_t *pipeline);
 const char *vg_pipeline_rule_id(const vg_pipeline_t *pipeline, size_t i);
 const char *vg_pipeline_catalog_version(const vg_pipeline_t *pipeline);
 const char *vg_pipeline_rules_version(const vg_pipeline_t *pipeline); /* NULL: no rules */

@@ -419,11 +419,36 @@ static void finish(vg_catalog_t *c)
     }
 }
 
-vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len, vg_schema_t *schema,
-                               char *errbuf, size_t errlen)
+/* 1 if the tokenized line is a windowed feature over an entity type not in types[] (the
+ * first `by` names its entity: `where` values come after it). */
+static int other_type(const parser_t *p, const char *const *types, size_t ntypes)
+{
+    for (int i = 2; i + 1 < p->ntok; i++) {
+        if (strcmp(p->tok[i], "by") != 0)
+            continue;
+        for (size_t t = 0; t < ntypes; t++)
+            if (strcmp(p->tok[i + 1], types[t]) == 0)
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+static vg_catalog_t *parse_text(const char *name, const char *text, size_t len, vg_schema_t *schema,
+                                const char *const *types, size_t ntypes, char *errbuf,
+                                size_t errlen)
 {
     vg_catalog_t *c = vg_xcalloc(1, sizeof(*c));
     vg_version_of(text, len, c->version);
+    if (types) { /* the subset's layout differs: so must its version */
+        vg_buf_t b;
+        vg_buf_init(&b);
+        vg_buf_puts(&b, c->version);
+        for (size_t t = 0; t < ntypes; t++)
+            vg_buf_printf(&b, " %s", types[t]);
+        vg_version_of(b.data, b.len, c->version);
+        vg_buf_free(&b);
+    }
     parser_t p = {.file = name, .line = 0, .errbuf = errbuf, .errlen = errlen};
     int *lines = NULL;
     char *linebuf = vg_xmalloc(len + 1);
@@ -442,7 +467,7 @@ vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len, v
         off = end + 1;
         if (!err)
             err = tokenize(&p, linebuf, store, 2 * len + 64);
-        if (err || p.ntok == 0)
+        if (err || p.ntok == 0 || (types && other_type(&p, types, ntypes)))
             continue;
         lines = vg_xrealloc(lines, (c->nfeatures + 1) * sizeof(*lines));
         lines[c->nfeatures] = p.line;
@@ -461,16 +486,29 @@ vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len, v
     return c;
 }
 
-vg_catalog_t *vg_catalog_load(const char *path, vg_schema_t *schema, char *errbuf, size_t errlen)
+vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len, vg_schema_t *schema,
+                               char *errbuf, size_t errlen)
+{
+    return parse_text(name, text, len, schema, NULL, 0, errbuf, errlen);
+}
+
+vg_catalog_t *vg_catalog_load_types(const char *path, vg_schema_t *schema, const char *const *types,
+                                    size_t ntypes, char *errbuf, size_t errlen)
 {
     char *text;
     size_t len;
     if (vg_read_file(path, &text, &len, errbuf, errlen) != VG_OK)
         return NULL;
     const char *base = strrchr(path, '/');
-    vg_catalog_t *c = vg_catalog_parse(base ? base + 1 : path, text, len, schema, errbuf, errlen);
+    vg_catalog_t *c =
+        parse_text(base ? base + 1 : path, text, len, schema, types, ntypes, errbuf, errlen);
     free(text);
     return c;
+}
+
+vg_catalog_t *vg_catalog_load(const char *path, vg_schema_t *schema, char *errbuf, size_t errlen)
+{
+    return vg_catalog_load_types(path, schema, NULL, 0, errbuf, errlen);
 }
 
 size_t vg_catalog_size(const vg_catalog_t *catalog)

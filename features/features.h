@@ -29,6 +29,15 @@ vg_catalog_t *vg_catalog_load(const char *path, vg_schema_t *schema, char *errbu
 /* Same, from text in memory; name is used in messages in place of the file name. */
 vg_catalog_t *vg_catalog_parse(const char *name, const char *text, size_t len, vg_schema_t *schema,
                                char *errbuf, size_t errlen);
+/*
+ * Loads only part of a catalogue: the windowed features over the entity types named in
+ * types[] (e.g. {"terminal_id"}) and every per-transaction feature, for the state of one
+ * stage of the repartition topology. types NULL: the whole catalogue (vg_catalog_load).
+ * Its version is the whole file's hashed with the type list, so a state directory written
+ * for another stage is refused.
+ */
+vg_catalog_t *vg_catalog_load_types(const char *path, vg_schema_t *schema, const char *const *types,
+                                    size_t ntypes, char *errbuf, size_t errlen);
 /* Number of features. */
 size_t vg_catalog_size(const vg_catalog_t *catalog);
 /* Name of feature i (< size), valid while the catalogue lives. */
