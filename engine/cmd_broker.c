@@ -14,8 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const topics[] = {VG_TOPIC_TRANSACTIONS, VG_TOPIC_DECISIONS, VG_TOPIC_REVIEW,
-                                     VG_TOPIC_LABELS,       VG_TOPIC_DLQ,       VG_TOPIC_CHANGELOG};
+static const char *const topics[] = {
+    VG_TOPIC_TRANSACTIONS, VG_TOPIC_DECISIONS, VG_TOPIC_REVIEW, VG_TOPIC_LABELS, VG_TOPIC_DLQ,
+    VG_TOPIC_CHANGELOG,
+    /* topology repartition: the stage topics and stage changelogs of the entity types that
+     * span card partitions in the shipped catalogues */
+    VG_TOPIC_REPARTITION ".terminal_id", VG_TOPIC_REPARTITION ".merchant_id",
+    VG_TOPIC_REPARTITION ".device_id", VG_TOPIC_REPARTITION ".ip", VG_TOPIC_CHANGELOG ".terminal_id",
+    VG_TOPIC_CHANGELOG ".merchant_id", VG_TOPIC_CHANGELOG ".device_id", VG_TOPIC_CHANGELOG ".ip"};
 
 static void help(void)
 {
@@ -132,9 +138,9 @@ int vg_cmd_broker(int argc, char **argv)
     fflush(stdout);
     vg_info("broker",
             "listening on %s: %d broker(s), %d partitions per topic, topics %s, %s, %s, "
-            "%s, %s, %s",
+            "%s, %s, %s, and %s.* and %s.* for topology repartition",
             bootstraps, brokers, partitions, topics[0], topics[1], topics[2], topics[3], topics[4],
-            topics[5]);
+            topics[5], VG_TOPIC_REPARTITION, VG_TOPIC_CHANGELOG);
     while (!vg_stop_requested())
         usleep(100 * 1000);
     vg_info("broker", "stopping");

@@ -16,6 +16,7 @@
  * kill -9 between the Kafka commit and the state commit, the batch is replayed into state
  * without being emitted twice. See docs/operations.md.
  */
+#include "engine/align.h"
 #include "engine/cli.h"
 #include "engine/config.h"
 #include "engine/http.h"
@@ -23,11 +24,13 @@
 #include "engine/pipeline.h"
 #include "rules/rules.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const vg_option_t run_options[] = {
@@ -83,6 +86,15 @@ static const vg_option_t run_options[] = {
      "write every state change to the changelog topic in the batch's Kafka transaction, and "
      "restore an assigned partition's state from it (for several processes in one group)",
      0, 0, NULL},
+    {"engine", "topology", VG_OPT_ENUM, "single",
+     "single: one pipeline computes every feature. repartition: a stage per entity type that "
+     "spans partitions (terminal, merchant, device, IP), each fed through its own topic keyed by "
+     "that entity, so that several processes compute every feature exactly (docs/scaling.md)",
+     0, 0, "single|repartition"},
+    {"engine", "watermark.idle", VG_OPT_DURATION, "2s",
+     "repartition: a transactions partition read to its end and without new messages this "
+     "long stops holding back the stages: its watermark moves to the wall clock",
+     1, 3600000, NULL},
     {"engine", "cache.bytes", VG_OPT_INT, "0", "state cache bound in bytes (0: store default)", 0,
      1e12, NULL},
     {"engine", "http", VG_OPT_STRING, "127.0.0.1:9464", "address of /metrics, /health, /ready", 0,
@@ -95,7 +107,13 @@ static const vg_option_t run_options[] = {
     {"topics", "review", VG_OPT_STRING, VG_TOPIC_REVIEW, "cases for analysts", 0, 0, NULL},
     {"topics", "dlq", VG_OPT_STRING, VG_TOPIC_DLQ, "dead letters (bad input)", 0, 0, NULL},
     {"topics", "changelog", VG_OPT_STRING, VG_TOPIC_CHANGELOG,
-     "state changelog: as many partitions as transactions; compacted in production", 0, 0, NULL},
+     "state changelog: as many partitions as transactions; compacted in production; with "
+     "topology repartition, stage ENTITY's is CHANGELOG.ENTITY",
+     0, 0, NULL},
+    {"topics", "repartition", VG_OPT_STRING, VG_TOPIC_REPARTITION,
+     "topology repartition: stage ENTITY reads PREFIX.ENTITY (as many partitions as "
+     "transactions; delete retention in production)",
+     0, 0, NULL},
 };
 
 /* Flags that are shorthands for config keys. */
@@ -156,7 +174,39 @@ static void help(void)
            "once); SIGHUP reloads rules, lists and models.\n");
 }
 
-/* ---- per-partition offsets ---- */
+/* ---- stages and per-partition offsets ----
+ *
+ * Topology single: one stage, the whole catalogue. Topology repartition: stage 0 reads the
+ * transactions (and labels) and keeps card and customer state; stage k >= 1 keeps one entity
+ * type that spans partitions (terminal_id, ...) and reads topic PREFIX.ENTITY, which stage
+ * k - 1 writes: each transaction with the feature values so far (a forward record), keyed by
+ * the entity, and watermarks to every partition (align.h). The last stage applies rules and
+ * the model and decides. Every stage of a process runs in the same loop and the same Kafka
+ * transaction per batch; each has its own state directory, changelog and offsets blob.
+ */
+
+#define MAX_STAGES 6
+
+/* Indices of vg_tp_t.topic_idx: the two inputs and stage 0's changelog (whose `next` is how
+ * far the local state reflects it, for restoring only the tail), then per stage k >= 1 its
+ * topic and its changelog. */
+enum { TP_TXNS = 0, TP_LABELS = 1, TP_CHANGELOG = 2, TP_TOPICS = 2 + 2 * MAX_STAGES };
+#define TP_REPART(k) (1 + 2 * (k))
+#define TP_CL(k)     (2 + 2 * (k))
+
+static int stage_of(int t)
+{
+    return t <= TP_CHANGELOG ? 0 : (t - 1) / 2;
+}
+/* The consumer's topics are transactions, labels, then stage 1, 2, ... topics. */
+static int tp_of_consumer(int c)
+{
+    return c < 2 ? c : 2 * c - 1;
+}
+static int consumer_of_tp(int t)
+{
+    return t < 2 ? t : (t + 1) / 2;
+}
 
 typedef struct vg_tp {
     int topic_idx;
@@ -164,12 +214,36 @@ typedef struct vg_tp {
     int64_t next;      /* next offset to read (what is committed) */
     int64_t emit_from; /* offsets below this only rebuild state */
     int assigned;
-    int changed; /* transactions partition: its changelog partition gets a marker this batch */
+    int changed; /* an input partition: its changelog partition gets a marker this batch */
+    /* a stage's topic (stage >= 1) */
+    vg_align_t *align; /* while assigned */
+    int64_t low;       /* at the last commit: smallest offset still held (-1: none) */
+    char *align_text;  /* at the last commit: the aligner's bookkeeping */
+    /* an input partition of a stage that forwards */
+    int64_t maxts;     /* greatest ts forwarded, INT64_MIN: none */
+    int64_t wm_sent;   /* greatest watermark sent */
+    int64_t last_msg_ms;
 } vg_tp_t;
 
-/* Topic indices of vg_tp_t: the two inputs, and the changelog (whose `next` is how far the
- * local state reflects it, for restoring only the tail). */
-enum { TP_TXNS = 0, TP_LABELS = 1, TP_CHANGELOG = 2, TP_TOPICS = 3 };
+typedef struct vg_stage {
+    struct vg_run *r;
+    int k;
+    char name[128];                        /* "card_id+customer_id", "terminal_id" */
+    char *types[VG_STATE_MAX_TYPES]; /* topology repartition: the entity types it keeps */
+    size_t ntypes;
+    char *topic;      /* stage >= 1: its topic */
+    char *changelog;  /* its changelog topic, NULL when off */
+    char *next_topic; /* the next stage's topic; NULL: this stage decides */
+    int next_field;   /* the field the next topic is keyed by (this pipeline's schema) */
+    int nsrc, nout;   /* partitions of the previous stage's topic, of the next one */
+    vg_pipeline_t *pipeline;
+    /* stage >= 1: this batch's released transactions */
+    vg_input_t *in;
+    uint64_t *seq;
+    vg_held_t **held;
+    size_t n, cap;
+    int32_t cur_part; /* the partition whose aligner is releasing */
+} vg_stage_t;
 
 /* A changelog record read during a restore, held until its batch's marker is read. */
 typedef struct vg_pending {
@@ -180,8 +254,11 @@ typedef struct vg_pending {
 
 typedef struct vg_run {
     vg_config_t *config;
-    const char *topics[2];
-    vg_pipeline_t *pipeline;
+    const char *topics[2 + MAX_STAGES]; /* the consumer's */
+    size_t ntopics;
+    vg_stage_t stages[MAX_STAGES];
+    int nstages;
+    vg_pipeline_t *pipeline; /* the deciding stage's (rules, model, decisions) */
     vg_consumer_t *consumer;
     vg_producer_t *producer;
     vg_http_t *http;
@@ -194,22 +271,29 @@ typedef struct vg_run {
     /* metrics */
     vg_hist_t e2e, proc, batch_sizes, kafka_commit, state_commit;
     double max_ms[3]; /* longest batch: processing, Kafka commit, state commit */
-    uint64_t consumed[2], commits, aborts;
+    uint64_t consumed[2 + MAX_STAGES], commits, aborts;
     vg_assignment_t lags[1024]; /* per assigned partition, refreshed with the metrics */
     size_t nlags;
     int64_t last_input_ms; /* last input or (re)assignment: what --idle-exit measures from */
     char batch_id[64];     /* "instance.pid.start:seq", the vigil.batch header of every output */
     float *lat;            /* every end-to-end latency (s), for exact quantiles at exit */
     size_t nlat, caplat;
+    int64_t *decided_ts; /* this batch's decided transactions' Kafka timestamps */
+    size_t ndecided, capdecided;
     int64_t first_msg_ns, last_commit_ns;
+    /* topology repartition */
+    vg_buf_t fwd;
+    int64_t idle_ms;
+    int started; /* a transaction was read: idle watermarks may be sent */
+    uint64_t bad_forwards, watermarks_sent;
     /* the changelog (state.changelog) */
-    const char *changelog; /* its topic, NULL when off */
     const char *brokers;
     const vg_kprop_t *props;
     size_t nprops;
     vg_buf_t clkey, clval;
     vg_err_t clerr; /* first error while producing a batch's changelog */
     char clerrbuf[VG_ERRLEN];
+    vg_stage_t *restoring; /* the stage whose changelog is being read */
     vg_pending_t *pending;
     size_t npending, cappending;
     uint64_t cl_records, cl_discarded;
@@ -234,19 +318,30 @@ static vg_tp_t *tp_get(vg_run_t *r, int topic_idx, int32_t partition)
     r->tps = vg_xrealloc(r->tps, (r->ntps + 1) * sizeof(*r->tps));
     r->done = vg_xrealloc(r->done, (r->ntps + 1) * sizeof(*r->done));
     vg_tp_t *tp = &r->tps[r->ntps++];
-    *tp = (vg_tp_t){.topic_idx = topic_idx, .partition = partition, .next = -1};
+    *tp = (vg_tp_t){.topic_idx = topic_idx,
+                    .partition = partition,
+                    .next = -1,
+                    .low = -1,
+                    .maxts = INT64_MIN,
+                    .wm_sent = INT64_MIN};
     r->tp_slot[topic_idx][p] = r->ntps;
     return tp;
 }
 
-/* The state's offsets blob: one "topic_idx partition next" line per partition ever seen. */
-static void offsets_encode(const vg_run_t *r, vg_buf_t *out)
+/* A stage's offsets blob: one "topic_idx partition next" line per partition of the stage ever
+ * seen, and for a stage's topic "a topic_idx partition low bookkeeping" (align.h). */
+static void offsets_encode(const vg_run_t *r, const vg_stage_t *st, vg_buf_t *out)
 {
     vg_buf_reset(out);
-    for (size_t i = 0; i < r->ntps; i++)
-        if (r->tps[i].next >= 0)
-            vg_buf_printf(out, "%d %d %lld\n", r->tps[i].topic_idx, (int)r->tps[i].partition,
-                          (long long)r->tps[i].next);
+    for (size_t i = 0; i < r->ntps; i++) {
+        const vg_tp_t *tp = &r->tps[i];
+        if (tp->next < 0 || stage_of(tp->topic_idx) != st->k)
+            continue;
+        vg_buf_printf(out, "%d %d %lld\n", tp->topic_idx, (int)tp->partition, (long long)tp->next);
+        if (tp->align_text)
+            vg_buf_printf(out, "a %d %d %lld %s\n", tp->topic_idx, (int)tp->partition,
+                          (long long)tp->low, tp->align_text);
+    }
 }
 
 static void offsets_decode(vg_run_t *r, const char *blob, size_t len)
@@ -256,13 +351,21 @@ static void offsets_decode(vg_run_t *r, const char *blob, size_t len)
     copy[len] = '\0';
     char *line = copy;
     while (line && *line) {
-        int t, p;
-        long long next;
-        if (sscanf(line, "%d %d %lld", &t, &p, &next) == 3 && t >= 0 && t < TP_TOPICS)
-            tp_get(r, t, p)->next = next;
-        line = strchr(line, '\n');
-        if (line)
-            line++;
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        int t, p, used;
+        long long v;
+        if (sscanf(line, "a %d %d %lld %n", &t, &p, &v, &used) == 3 && t > TP_CHANGELOG &&
+            t < TP_TOPICS) {
+            vg_tp_t *tp = tp_get(r, t, p);
+            tp->low = v;
+            free(tp->align_text);
+            tp->align_text = vg_xstrdup(line + used);
+        } else if (sscanf(line, "%d %d %lld", &t, &p, &v) == 3 && t >= 0 && t < TP_TOPICS) {
+            tp_get(r, t, p)->next = v;
+        }
+        line = end ? end + 1 : NULL;
     }
     free(copy);
 }
@@ -274,9 +377,10 @@ static void log_holdings(const vg_run_t *r)
 {
     vg_buf_t b;
     vg_buf_init(&b);
-    for (int t = TP_TXNS; t <= TP_LABELS; t++) {
+    for (size_t c = 0; c < r->ntopics; c++) {
+        int t = tp_of_consumer((int)c);
         size_t n = 0;
-        vg_buf_printf(&b, "%s%s [", t ? ", " : "", r->topics[t]);
+        vg_buf_printf(&b, "%s%s [", c ? ", " : "", r->topics[c]);
         for (size_t p = 0; p < r->tp_nslot[t]; p++) {
             size_t slot = r->tp_slot[t][p];
             if (slot && r->tps[slot - 1].assigned)
@@ -293,16 +397,31 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
 {
     vg_run_t *r = opaque;
     r->last_input_ms = vg_now_ms();
-    if (!revoked && r->changelog && r->pipeline && !r->fatal)
+    if (!revoked && r->stages[0].changelog && !r->fatal)
         changelog_restore(r, parts, n);
     for (size_t i = 0; i < n; i++) {
         if (parts[i].topic_idx < 0)
             continue;
-        vg_tp_t *tp = tp_get(r, parts[i].topic_idx, parts[i].partition);
+        int t = tp_of_consumer(parts[i].topic_idx);
+        vg_tp_t *tp = tp_get(r, t, parts[i].partition);
         tp->assigned = !revoked;
+        tp->last_msg_ms = r->last_input_ms;
+        vg_align_free(tp->align);
+        tp->align = NULL;
         if (revoked)
             continue;
-        int64_t state = tp->next, committed = parts[i].committed;
+        /* A stage's topic is read again from the oldest transaction its aligner held. */
+        int64_t state = tp->low >= 0 ? tp->low : tp->next, committed = parts[i].committed;
+        if (t > TP_CHANGELOG) {
+            vg_stage_t *st = &r->stages[stage_of(t)];
+            char errbuf[VG_ERRLEN];
+            tp->align = vg_align_new(st->nsrc);
+            if (tp->align_text &&
+                vg_align_resume(tp->align, tp->align_text, tp->next, errbuf, sizeof(errbuf))) {
+                vg_error("run", "%s [%d]: %s", st->topic, (int)tp->partition, errbuf);
+                r->fatal = 1;
+            }
+        }
         /* Start where the state is; emit only from where Kafka says we got to. */
         parts[i].start = state >= 0 ? state : committed;
         tp->emit_from = committed >= 0 ? committed : 0;
@@ -310,7 +429,7 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
             vg_warn("run",
                     "%s [%d]: state is at offset %lld, group at %lld: rebuilding state for %lld "
                     "messages without emitting",
-                    r->topics[tp->topic_idx], (int)tp->partition, (long long)state,
+                    r->topics[parts[i].topic_idx], (int)tp->partition, (long long)state,
                     (long long)committed, (long long)(committed - state));
         else if (state < 0 && committed > 0) {
             /* A partition new to this state store (another process had it, or the state
@@ -320,7 +439,7 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
                     "%s [%d]: no local state for this partition: rebuilding it from the start of "
                     "the partition up to offset %lld without emitting (as far as retention "
                     "allows)",
-                    r->topics[tp->topic_idx], (int)tp->partition, (long long)committed);
+                    r->topics[parts[i].topic_idx], (int)tp->partition, (long long)committed);
         }
         if (tp->next < 0 && parts[i].start >= 0)
             tp->next = parts[i].start;
@@ -330,12 +449,87 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
 
 /* ---- outputs ---- */
 
+/* The forward record (a stage's output for the next, little-endian):
+ *   "VGF1" | u32 source partition | u64 sequence | i64 ts | i64 Kafka timestamp of the
+ *   transaction | u32 nfeat | u16 txn_id length | u16 0 | nfeat f64 | txn_id | transaction JSON
+ * and the watermark, to every partition: key "@wm", value "VGW1" | u32 source | i64 wm. */
+#define FWD_HDR 40u
+
+typedef struct vg_fwd {
+    int32_t src;
+    uint64_t seq;
+    int64_t ts, kts;
+    uint32_t nfeat;
+    const char *id, *json;
+    size_t idlen, jsonlen;
+    const double *feats; /* unaligned: memcpy */
+} vg_fwd_t;
+
+static int fwd_parse(const char *v, size_t len, vg_fwd_t *f)
+{
+    uint32_t src;
+    uint16_t idlen;
+    if (len < FWD_HDR || memcmp(v, "VGF1", 4) != 0)
+        return -1;
+    memcpy(&src, v + 4, 4);
+    memcpy(&f->seq, v + 8, 8);
+    memcpy(&f->ts, v + 16, 8);
+    memcpy(&f->kts, v + 24, 8);
+    memcpy(&f->nfeat, v + 32, 4);
+    memcpy(&idlen, v + 36, 2);
+    f->src = (int32_t)src;
+    if ((size_t)f->nfeat * 8 + idlen > len - FWD_HDR)
+        return -1;
+    f->feats = (const double *)(const void *)(v + FWD_HDR);
+    f->id = v + FWD_HDR + (size_t)f->nfeat * 8;
+    f->idlen = idlen;
+    f->json = f->id + idlen;
+    f->jsonlen = len - FWD_HDR - (size_t)f->nfeat * 8 - idlen;
+    return 0;
+}
+
+static vg_err_t forward(vg_stage_t *st, const vg_output_t *out, char *errbuf, size_t errlen)
+{
+    vg_run_t *r = st->r;
+    const vg_txn_t *t = out->txn;
+    uint32_t src = (uint32_t)out->input->partition;
+    uint64_t seq = st->k == 0 ? (uint64_t)out->input->offset : st->seq[out->input - st->in];
+    uint32_t nfeat = (uint32_t)vg_pipeline_feature_count(st->pipeline);
+    uint16_t idlen = (uint16_t)(t->len[VG_F_TXN_ID] < 0xffff ? t->len[VG_F_TXN_ID] : 0xffff);
+    uint16_t zero = 0;
+    vg_buf_t *b = &r->fwd;
+    vg_buf_reset(b);
+    vg_buf_append(b, "VGF1", 4);
+    vg_buf_append(b, &src, 4);
+    vg_buf_append(b, &seq, 8);
+    vg_buf_append(b, &t->ts_ms, 8);
+    vg_buf_append(b, &out->input->timestamp_ms, 8);
+    vg_buf_append(b, &nfeat, 4);
+    vg_buf_append(b, &idlen, 2);
+    vg_buf_append(b, &zero, 2);
+    vg_buf_append(b, out->feats, (size_t)nfeat * 8);
+    vg_buf_append(b, t->str[VG_F_TXN_ID], idlen);
+    vg_buf_append(b, out->value, out->len);
+    /* keyed by the next stage's entity; a transaction without one by its id (it changes no
+     * state there, so any partition will do) */
+    int f = st->next_field >= 0 && t->str[st->next_field] ? st->next_field : VG_F_TXN_ID;
+    vg_tp_t *in = tp_get(r, st->k == 0 ? TP_TXNS : TP_REPART(st->k), out->input->partition);
+    if (st->k == 0 && t->ts_ms > in->maxts)
+        in->maxts = t->ts_ms;
+    vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+    return vg_producer_send_h(r->producer, st->next_topic, t->str[f], t->len[f], b->data, b->len,
+                              &h, 1, errbuf, errlen);
+}
+
 static vg_err_t emit(void *opaque, const vg_output_t *out)
 {
-    vg_run_t *r = opaque;
+    vg_stage_t *st = opaque;
+    vg_run_t *r = st->r;
     char errbuf[VG_ERRLEN];
     vg_err_t err;
-    if (out->kind == VG_OUT_DLQ) {
+    if (out->kind == VG_OUT_FORWARD) {
+        err = forward(st, out, errbuf, sizeof(errbuf));
+    } else if (out->kind == VG_OUT_DLQ) {
         char part[16], off[24];
         snprintf(part, sizeof(part), "%d", (int)out->input->partition);
         snprintf(off, sizeof(off), "%lld", (long long)out->input->offset);
@@ -354,10 +548,139 @@ static vg_err_t emit(void *opaque, const vg_output_t *out)
         vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
         err = vg_producer_send_h(r->producer, topic, out->key, out->keylen, out->value, out->len,
                                  &h, 1, errbuf, sizeof(errbuf));
+        if (out->kind == VG_OUT_DECISION && out->input->timestamp_ms > 0) {
+            if (r->ndecided == r->capdecided) {
+                r->capdecided = r->capdecided ? r->capdecided * 2 : 1024;
+                r->decided_ts = vg_xrealloc(r->decided_ts, r->capdecided * sizeof(int64_t));
+            }
+            r->decided_ts[r->ndecided++] = out->input->timestamp_ms;
+        }
     }
     if (err)
         vg_error("run", "%s", errbuf);
     return err;
+}
+
+/* An aligner released a transaction: it becomes an input of the stage's batch. */
+static void on_release(void *opaque, vg_held_t *h, uint64_t seq, int emit_it)
+{
+    vg_stage_t *st = opaque;
+    vg_fwd_t f;
+    fwd_parse(h->data, h->len, &f); /* checked when it arrived */
+    if (st->n == st->cap) {
+        st->cap = st->cap ? st->cap * 2 : 1024;
+        st->in = vg_xrealloc(st->in, st->cap * sizeof(*st->in));
+        st->seq = vg_xrealloc(st->seq, st->cap * sizeof(*st->seq));
+        st->held = vg_xrealloc(st->held, st->cap * sizeof(*st->held));
+    }
+    st->in[st->n] = (vg_input_t){
+        .kind = VG_IN_TXN,
+        .data = f.json,
+        .len = f.jsonlen,
+        .partition = st->cur_part,
+        .offset = h->offset,
+        .timestamp_ms = f.kts,
+        .emit = emit_it,
+        .feats = f.nfeat == vg_pipeline_feature_count(st->pipeline) ? f.feats : NULL,
+    };
+    st->seq[st->n] = seq;
+    st->held[st->n++] = h;
+}
+
+/* A message of stage st's topic: to its partition's aligner. */
+static void stage_read(vg_run_t *r, vg_stage_t *st, vg_tp_t *tp, const vg_msg_t *m, int emit_it)
+{
+    if (!tp->align)
+        return;
+    st->cur_part = m->partition;
+    vg_fwd_t f;
+    uint32_t src;
+    int64_t wm;
+    if (m->len == 16 && memcmp(m->value, "VGW1", 4) == 0) {
+        memcpy(&src, m->value + 4, 4);
+        memcpy(&wm, m->value + 8, 8);
+        vg_align_watermark(tp->align, m->offset, (int32_t)src, wm, emit_it, on_release, st);
+    } else if (fwd_parse(m->value, m->len, &f) == 0) {
+        vg_align_data(tp->align, m->offset, f.src, f.seq, f.ts, f.id, f.idlen, m->value, m->len,
+                      emit_it, on_release, st);
+    } else if (r->bad_forwards++ == 0) {
+        vg_error("run", "%s [%d] offset %lld: not a forward record or watermark (skipped)",
+                 st->topic, (int)m->partition, (long long)m->offset);
+    }
+}
+
+/* 1 if an input partition has been idle long enough for a watermark from the wall clock, and
+ * has not had one for that long (so an idle engine sends one every watermark.idle). */
+static int idle_watermark_due(const vg_run_t *r, int64_t now_ms)
+{
+    for (size_t i = 0; i < r->ntps; i++) {
+        const vg_tp_t *tp = &r->tps[i];
+        if (tp->assigned && tp->topic_idx == TP_TXNS && now_ms - tp->last_msg_ms >= r->idle_ms &&
+            now_ms - tp->wm_sent >= r->idle_ms)
+            return 1;
+    }
+    return 0;
+}
+
+/* Sends the watermark of each input partition of each forwarding stage that moved: a stage's
+ * input partition promises nothing below it any more (stage 0: its greatest ts, the
+ * transactions topic being in time order per partition; or the wall clock once it is idle;
+ * stage k: its aligner's front). */
+static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, char *errbuf, size_t errlen)
+{
+    size_t nlags = r->started ? vg_consumer_lags(r->consumer, r->lags, VG_ARRAY_LEN(r->lags)) : 0;
+    for (size_t i = 0; i < r->ntps; i++) {
+        vg_tp_t *tp = &r->tps[i];
+        int k = stage_of(tp->topic_idx);
+        if (!tp->assigned || (tp->topic_idx != TP_TXNS && tp->topic_idx != TP_REPART(k)) ||
+            !r->stages[k].next_topic)
+            continue;
+        int64_t wm = k == 0 ? tp->maxts : vg_align_front(tp->align);
+        if (k == 0 && now_ms - tp->last_msg_ms >= r->idle_ms) {
+            int64_t lag = -1;
+            for (size_t l = 0; l < nlags; l++)
+                if (r->lags[l].topic_idx == 0 && r->lags[l].partition == tp->partition)
+                    lag = r->lags[l].start;
+            if (lag == 0 && now_ms > wm)
+                wm = now_ms;
+        }
+        if (wm == INT64_MIN || wm <= tp->wm_sent)
+            continue;
+        uint8_t v[16];
+        uint32_t src = (uint32_t)tp->partition;
+        memcpy(v, "VGW1", 4);
+        memcpy(v + 4, &src, 4);
+        memcpy(v + 8, &wm, 8);
+        vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+        for (int q = 0; q < r->stages[k].nout; q++) {
+            vg_err_t err = vg_producer_send_to(r->producer, r->stages[k].next_topic, q, "@wm", 3,
+                                               v, sizeof(v), &h, 1, errbuf, errlen);
+            if (err)
+                return err;
+        }
+        tp->wm_sent = wm;
+        r->watermarks_sent++;
+    }
+    return VG_OK;
+}
+
+/* After a batch: each aligner's bookkeeping, for the state commit and the changelog marker. */
+static void align_snapshot(vg_run_t *r)
+{
+    vg_buf_t b;
+    vg_buf_init(&b);
+    for (size_t i = 0; i < r->ntps; i++) {
+        vg_tp_t *tp = &r->tps[i];
+        if (!tp->align)
+            continue;
+        vg_buf_reset(&b);
+        vg_align_encode(tp->align, &b);
+        vg_buf_putc(&b, '\0');
+        free(tp->align_text);
+        tp->align_text = vg_xstrdup(b.data);
+        tp->low = vg_align_low(tp->align);
+    }
+    vg_buf_free(&b);
 }
 
 /* ---- the changelog ----
@@ -375,43 +698,56 @@ static vg_err_t emit(void *opaque, const vg_output_t *out)
 
 #define CL_MARKER "@offsets"
 
+/* The input partition of stage st whose changelog partition is part (NULL: not held now). */
+static vg_tp_t *stage_tp(vg_run_t *r, const vg_stage_t *st, int32_t part)
+{
+    int t = st->k == 0 ? TP_TXNS : TP_REPART(st->k);
+    if (part < 0 || (size_t)part >= r->tp_nslot[t] || !r->tp_slot[t][part])
+        return NULL;
+    vg_tp_t *tp = &r->tps[r->tp_slot[t][part] - 1];
+    return tp->assigned ? tp : NULL;
+}
+
 static void on_change(void *opaque, int32_t part, const char *entity, const char *key, size_t klen,
                       const void *value, size_t vlen)
 {
-    vg_run_t *r = opaque;
+    vg_stage_t *st = opaque;
+    vg_run_t *r = st->r;
     /* Only partitions held now: an entity of a partition that moved away (changed here by a
      * late label) belongs to its new owner's changelog. */
-    if (r->clerr || part < 0 || (size_t)part >= r->tp_nslot[TP_TXNS] || !r->tp_slot[TP_TXNS][part])
-        return;
-    vg_tp_t *tp = &r->tps[r->tp_slot[TP_TXNS][part] - 1];
-    if (!tp->assigned)
+    vg_tp_t *tp = r->clerr ? NULL : stage_tp(r, st, part);
+    if (!tp)
         return;
     vg_buf_reset(&r->clkey);
     vg_buf_printf(&r->clkey, "%s/", entity);
     vg_buf_append(&r->clkey, key, klen);
     vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
-    r->clerr = vg_producer_send_to(r->producer, r->changelog, part, r->clkey.data, r->clkey.len,
+    r->clerr = vg_producer_send_to(r->producer, st->changelog, part, r->clkey.data, r->clkey.len,
                                    value, vlen, &h, 1, r->clerrbuf, sizeof(r->clerrbuf));
     tp->changed = 1;
     r->cl_records++;
 }
 
-/* Queues this batch's changelog: the changed entities, then a marker per partition touched. */
-static vg_err_t changelog_send(vg_run_t *r, char *errbuf, size_t errlen)
+/* Queues this batch's changelog of stage st: the changed entities, then a marker per
+ * partition touched (a stage >= 1 adds where to re-read from and its aligner's bookkeeping). */
+static vg_err_t changelog_send(vg_run_t *r, vg_stage_t *st, char *errbuf, size_t errlen)
 {
     r->clerr = VG_OK;
-    vg_pipeline_changes(r->pipeline, on_change, r);
+    vg_pipeline_changes(st->pipeline, on_change, st);
     if (r->clerr)
         return vg_errf(errbuf, errlen, r->clerr, "changelog: %s", r->clerrbuf);
     vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+    int t = st->k == 0 ? TP_TXNS : TP_REPART(st->k);
     for (size_t i = 0; i < r->ntps; i++) {
         vg_tp_t *tp = &r->tps[i];
-        if (tp->topic_idx != TP_TXNS || !tp->changed)
+        if (tp->topic_idx != t || !tp->changed)
             continue;
         vg_buf_reset(&r->clval);
         vg_buf_printf(&r->clval, "next=%lld catalog=%s", (long long)tp->next,
-                      vg_pipeline_catalog_version(r->pipeline));
-        vg_err_t err = vg_producer_send_to(r->producer, r->changelog, tp->partition, CL_MARKER,
+                      vg_pipeline_catalog_version(st->pipeline));
+        if (tp->align_text)
+            vg_buf_printf(&r->clval, " low=%lld align=%s", (long long)tp->low, tp->align_text);
+        vg_err_t err = vg_producer_send_to(r->producer, st->changelog, tp->partition, CL_MARKER,
                                            strlen(CL_MARKER), r->clval.data, r->clval.len, &h, 1,
                                            errbuf, errlen);
         if (err)
@@ -424,12 +760,14 @@ static vg_err_t changelog_send(vg_run_t *r, char *errbuf, size_t errlen)
 static void changelog_committed(vg_run_t *r)
 {
     for (size_t i = 0; i < r->ntps; i++) {
-        if (r->tps[i].topic_idx != TP_TXNS || !r->tps[i].changed)
+        vg_tp_t *tp = &r->tps[i];
+        int k = stage_of(tp->topic_idx);
+        if ((tp->topic_idx != TP_TXNS && tp->topic_idx != TP_REPART(k)) || !tp->changed)
             continue;
-        r->tps[i].changed = 0;
-        int64_t last = vg_producer_tracked(r->producer, r->changelog, r->tps[i].partition);
+        tp->changed = 0;
+        int64_t last = vg_producer_tracked(r->producer, r->stages[k].changelog, tp->partition);
         if (last >= 0)
-            tp_get(r, TP_CHANGELOG, r->tps[i].partition)->next = last + 1;
+            tp_get(r, TP_CL(k), tp->partition)->next = last + 1;
     }
 }
 
@@ -448,50 +786,68 @@ static void pending_drop(vg_run_t *r, int32_t partition)
     r->npending = k;
 }
 
+/* Applies a marker of stage st's changelog: its batch's records, then its offsets. */
+static vg_err_t restore_marker(vg_run_t *r, vg_stage_t *st, int32_t part, int64_t offset,
+                               const char *text, char *errbuf, size_t errlen)
+{
+    long long next, low = -1;
+    char catalog[64];
+    int used = 0;
+    if (sscanf(text, "next=%lld catalog=%63s%n", &next, catalog, &used) != 2 ||
+        (st->k > 0 && sscanf(text + used, " low=%lld align=%n", &low, &used) != 1))
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "%s [%d] offset %lld: bad marker '%.80s' (expected next=N catalog=V%s)",
+                       st->changelog, (int)part, (long long)offset, text,
+                       st->k ? " low=N align=..." : "");
+    if (strcmp(catalog, vg_pipeline_catalog_version(st->pipeline)) != 0)
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "%s [%d] was written under catalogue %s, this engine runs %s: restore "
+                       "needs the same catalogue (use a new changelog topic for a new one)",
+                       st->changelog, (int)part, catalog, vg_pipeline_catalog_version(st->pipeline));
+    for (size_t i = 0; i < r->npending; i++) {
+        vg_pending_t *pr = &r->pending[i];
+        if (pr->partition != part)
+            continue;
+        char *slash = memchr(pr->key, '/', pr->klen);
+        if (!slash)
+            return vg_errf(errbuf, errlen, VG_ERR_STATE, "%s [%d]: record key '%.*s' is not TYPE/ID",
+                           st->changelog, (int)part, (int)pr->klen, pr->key);
+        *slash = '\0';
+        vg_err_t err =
+            vg_pipeline_restore(st->pipeline, pr->key, slash + 1,
+                                pr->klen - (size_t)(slash - pr->key) - 1, pr->value, pr->vlen,
+                                errbuf, errlen);
+        if (err)
+            return err;
+        r->restored_records++;
+    }
+    pending_drop(r, part);
+    vg_tp_t *tp = tp_get(r, st->k == 0 ? TP_TXNS : TP_REPART(st->k), part);
+    if (st->k == 0) {
+        if (next > tp->next)
+            tp->next = next;
+    } else { /* each marker read is newer than the local state: take it whole */
+        tp->next = next;
+        tp->low = low;
+        free(tp->align_text);
+        tp->align_text = vg_xstrdup(text + used);
+    }
+    tp_get(r, TP_CL(st->k), part)->next = offset + 1;
+    return VG_OK;
+}
+
 static vg_err_t on_restore_record(void *opaque, int32_t part, int64_t offset, const void *key,
                                   size_t klen, const void *value, size_t vlen, char *errbuf,
                                   size_t errlen)
 {
     vg_run_t *r = opaque;
     if (klen == strlen(CL_MARKER) && memcmp(key, CL_MARKER, klen) == 0) {
-        long long next;
-        char catalog[64];
-        char text[256];
-        snprintf(text, sizeof(text), "%.*s", (int)(vlen < 255 ? vlen : 255),
-                 value ? (const char *)value : "");
-        if (sscanf(text, "next=%lld catalog=%63s", &next, catalog) != 2)
-            return vg_errf(errbuf, errlen, VG_ERR_STATE,
-                           "%s [%d] offset %lld: bad marker '%s' (expected next=N catalog=V)",
-                           r->changelog, (int)part, (long long)offset, text);
-        if (strcmp(catalog, vg_pipeline_catalog_version(r->pipeline)) != 0)
-            return vg_errf(errbuf, errlen, VG_ERR_STATE,
-                           "%s [%d] was written under catalogue %s, this engine runs %s: restore "
-                           "needs the same catalogue (use a new changelog topic for a new one)",
-                           r->changelog, (int)part, catalog,
-                           vg_pipeline_catalog_version(r->pipeline));
-        for (size_t i = 0; i < r->npending; i++) {
-            vg_pending_t *pr = &r->pending[i];
-            if (pr->partition != part)
-                continue;
-            char *slash = memchr(pr->key, '/', pr->klen);
-            if (!slash)
-                return vg_errf(errbuf, errlen, VG_ERR_STATE,
-                               "%s [%d]: record key '%.*s' is not TYPE/ID", r->changelog, (int)part,
-                               (int)pr->klen, pr->key);
-            *slash = '\0';
-            vg_err_t err = vg_pipeline_restore(r->pipeline, pr->key, slash + 1,
-                                               pr->klen - (size_t)(slash - pr->key) - 1, pr->value,
-                                               pr->vlen, errbuf, errlen);
-            if (err)
-                return err;
-            r->restored_records++;
-        }
-        pending_drop(r, part);
-        vg_tp_t *tp = tp_get(r, TP_TXNS, part);
-        if (next > tp->next)
-            tp->next = next;
-        tp_get(r, TP_CHANGELOG, part)->next = offset + 1;
-        return VG_OK;
+        char *text = vg_xmalloc(vlen + 1);
+        memcpy(text, value ? value : "", value ? vlen : 0);
+        text[value ? vlen : 0] = '\0';
+        vg_err_t err = restore_marker(r, r->restoring, part, offset, text, errbuf, errlen);
+        free(text);
+        return err;
     }
     if (r->npending == r->cappending) {
         r->cappending = r->cappending ? r->cappending * 2 : 1024;
@@ -509,30 +865,32 @@ static vg_err_t on_restore_record(void *opaque, int32_t part, int64_t offset, co
     return VG_OK;
 }
 
-/* Restores the state of newly assigned transactions partitions from their changelog tail,
- * then commits it. On failure sets r->fatal: the loop stops (a restart retries). */
-static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t n)
+/* Restores the state of stage st's newly assigned input partitions from their changelog
+ * tail, then commits it. On failure sets r->fatal: the loop stops (a restart retries). */
+static void stage_restore(vg_run_t *r, vg_stage_t *st, const vg_assignment_t *parts, size_t n)
 {
+    int t = st->k == 0 ? TP_TXNS : TP_REPART(st->k);
     vg_readpos_t *pos = vg_xcalloc(n, sizeof(*pos));
     size_t np = 0;
     for (size_t i = 0; i < n; i++)
-        if (parts[i].topic_idx == TP_TXNS) {
-            int64_t from = tp_get(r, TP_CHANGELOG, parts[i].partition)->next;
+        if (parts[i].topic_idx >= 0 && tp_of_consumer(parts[i].topic_idx) == t) {
+            int64_t from = tp_get(r, TP_CL(st->k), parts[i].partition)->next;
             pos[np++] = (vg_readpos_t){.partition = parts[i].partition,
                                        .from = from >= 0 ? from : VG_OFFSET_BEGINNING};
         }
-    if (np == 0) { /* labels partitions only: nothing to restore */
+    if (np == 0) { /* nothing of this stage's: nothing to restore */
         free(pos);
         return;
     }
     char errbuf[VG_ERRLEN];
     int64_t t0 = vg_mono_ns();
-    vg_err_t err = vg_topic_read(r->brokers, r->props, r->nprops, r->changelog, pos, np, 30000,
+    r->restoring = st;
+    vg_err_t err = vg_topic_read(r->brokers, r->props, r->nprops, st->changelog, pos, np, 30000,
                                  on_restore_record, r, errbuf, sizeof(errbuf));
     double secs = (double)(vg_mono_ns() - t0) / 1e9;
     uint64_t msgs = 0, bytes = 0;
     for (size_t i = 0; i < np; i++) {
-        vg_debug("run", "restore: %s [%d] from %lld to %lld: %llu records", r->changelog,
+        vg_debug("run", "restore: %s [%d] from %lld to %lld: %llu records", st->changelog,
                  (int)pos[i].partition, (long long)pos[i].from, (long long)pos[i].end,
                  (unsigned long long)pos[i].messages);
         msgs += pos[i].messages;
@@ -548,12 +906,12 @@ static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t 
     vg_buf_t offsets;
     vg_buf_init(&offsets);
     if (!err) {
-        offsets_encode(r, &offsets);
-        err = vg_pipeline_commit(r->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf));
+        offsets_encode(r, st, &offsets);
+        err = vg_pipeline_commit(st->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf));
     }
     vg_buf_free(&offsets);
     if (err) {
-        vg_error("run", "restoring state from %s failed: %s", r->changelog, errbuf);
+        vg_error("run", "restoring state from %s failed: %s", st->changelog, errbuf);
         r->fatal = 1;
     } else if (msgs > 0) {
         r->restored_partitions += np;
@@ -562,27 +920,75 @@ static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t 
         vg_info("run",
                 "restored %zu partition(s) from %s: %llu records, %.1f MB in %.2f s (%.0f "
                 "records/s, %.1f MB/s)",
-                np, r->changelog, (unsigned long long)msgs, (double)bytes / 1e6, secs,
+                np, st->changelog, (unsigned long long)msgs, (double)bytes / 1e6, secs,
                 (double)msgs / (secs > 0 ? secs : 1e-9),
                 (double)bytes / 1e6 / (secs > 0 ? secs : 1e-9));
     }
     free(pos);
 }
 
+static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t n)
+{
+    for (int k = 0; k < r->nstages && !r->fatal; k++)
+        stage_restore(r, &r->stages[k], parts, n);
+}
+
 /* ---- metrics ---- */
+
+/* The state stores' figures: one family at a time (Prometheus wants them contiguous), with a
+ * stage label when there are several. */
+static void write_state_metrics(vg_run_t *r, vg_buf_t *b)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"vigil_state_entities", "gauge",
+         "Entities in state, by entity type (RocksDB's estimate of stored keys)."},
+        {"vigil_state_cached_entities", "gauge", "Entities in the write-back cache."},
+        {"vigil_state_cache_bytes", "gauge", "Memory held by the state cache."},
+        {"vigil_state_expired_total", "counter",
+         "Entities reset after idling past their longest window."},
+        {"vigil_event_time_watermark_seconds", "gauge", "Greatest event time processed."},
+    };
+    vg_state_stats_t st[MAX_STAGES];
+    for (int k = 0; k < r->nstages; k++)
+        vg_pipeline_state_stats(r->stages[k].pipeline, &st[k]);
+    for (size_t f = 0; f < VG_ARRAY_LEN(fam); f++) {
+        vg_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                      fam[f].type);
+        for (int k = 0; k < r->nstages; k++) {
+            char stage[160] = "";
+            if (r->nstages > 1)
+                snprintf(stage, sizeof(stage), "{stage=\"%s\"}", r->stages[k].name);
+            if (f < 2) {
+                for (size_t i = 0; i < st[k].ntypes; i++)
+                    vg_buf_printf(b, "%s{entity=\"%s\"} %llu\n", fam[f].name,
+                                  st[k].types[i].entity,
+                                  (unsigned long long)(f == 0 ? st[k].types[i].stored_estimate
+                                                              : st[k].types[i].cached));
+            } else if (f == 4) {
+                vg_buf_printf(b, "%s%s %.3f\n", fam[f].name, stage,
+                              (double)st[k].watermark_ms / 1e3);
+            } else {
+                vg_buf_printf(b, "%s%s %llu\n", fam[f].name, stage,
+                              (unsigned long long)(f == 2 ? st[k].cache_bytes : st[k].expired));
+            }
+        }
+    }
+}
 
 static void write_metrics(vg_run_t *r, vg_buf_t *b)
 {
     vg_buf_reset(b);
-    vg_buf_printf(b,
-                  "# HELP vigil_consumed_total Messages consumed, by topic.\n"
-                  "# TYPE vigil_consumed_total counter\n"
-                  "vigil_consumed_total{topic=\"transactions\"} %llu\n"
-                  "vigil_consumed_total{topic=\"labels\"} %llu\n",
-                  (unsigned long long)r->consumed[0], (unsigned long long)r->consumed[1]);
+    vg_buf_printf(b, "# HELP vigil_consumed_total Messages consumed, by topic.\n"
+                     "# TYPE vigil_consumed_total counter\n");
+    for (size_t c = 0; c < r->ntopics; c++)
+        vg_buf_printf(b, "vigil_consumed_total{topic=\"%s\"} %llu\n", r->topics[c],
+                      (unsigned long long)r->consumed[c]);
     if (!r->pipeline) /* --passthrough */
         return;
     const vg_pipeline_stats_t *s = vg_pipeline_stats(r->pipeline);
+    const vg_pipeline_stats_t *s0 = vg_pipeline_stats(r->stages[0].pipeline); /* input's */
     vg_buf_printf(b, "# HELP vigil_decisions_total Decisions produced, by action.\n"
                      "# TYPE vigil_decisions_total counter\n");
     for (int a = 0; a < 3; a++)
@@ -605,8 +1011,8 @@ static void write_metrics(vg_run_t *r, vg_buf_t *b)
                   "emitting, after a restart.\n"
                   "# TYPE vigil_recovered_total counter\n"
                   "vigil_recovered_total %llu\n",
-                  (unsigned long long)s->reviews, (unsigned long long)s->dead_letters,
-                  (unsigned long long)s->labels, (unsigned long long)s->labels_unknown,
+                  (unsigned long long)s->reviews, (unsigned long long)s0->dead_letters,
+                  (unsigned long long)s0->labels, (unsigned long long)s0->labels_unknown,
                   (unsigned long long)s->recovered);
     vg_buf_printf(b, "# HELP vigil_rule_hits_total Times each rule fired.\n"
                      "# TYPE vigil_rule_hits_total counter\n");
@@ -635,7 +1041,7 @@ static void write_metrics(vg_run_t *r, vg_buf_t *b)
                   (unsigned long long)s->model_reload_failures, (unsigned long long)r->commits,
                   (unsigned long long)r->aborts,
                   (unsigned long long)vg_consumer_offset_resets(r->consumer));
-    if (r->changelog)
+    if (r->stages[0].changelog)
         vg_buf_printf(b,
                       "# HELP vigil_changelog_records_total Entity records written to the "
                       "changelog.\n# TYPE vigil_changelog_records_total counter\n"
@@ -669,7 +1075,27 @@ static void write_metrics(vg_run_t *r, vg_buf_t *b)
         vg_pipeline_catalog_version(r->pipeline),
         vg_pipeline_rules_version(r->pipeline) ? vg_pipeline_rules_version(r->pipeline) : "",
         vg_pipeline_model_version(r->pipeline) ? vg_pipeline_model_version(r->pipeline) : "");
-    vg_pipeline_state_stats(r->pipeline, b);
+    write_state_metrics(r, b);
+    if (r->nstages > 1) {
+        vg_buf_printf(b, "# HELP vigil_stage_held Transactions a stage holds for event-time "
+                         "alignment, by topic partition.\n# TYPE vigil_stage_held gauge\n");
+        uint64_t late = 0;
+        for (size_t i = 0; i < r->ntps; i++)
+            if (r->tps[i].align) {
+                vg_buf_printf(b, "vigil_stage_held{topic=\"%s\",partition=\"%d\"} %zu\n",
+                              r->topics[consumer_of_tp(r->tps[i].topic_idx)],
+                              (int)r->tps[i].partition, vg_align_held(r->tps[i].align));
+                late += vg_align_late(r->tps[i].align);
+            }
+        vg_buf_printf(b,
+                      "# HELP vigil_stage_late_total Transactions that reached a stage below its "
+                      "event-time front (released at once, out of order), since assignment.\n"
+                      "# TYPE vigil_stage_late_total counter\nvigil_stage_late_total %llu\n"
+                      "# HELP vigil_watermarks_sent_total Watermarks sent to a next stage.\n"
+                      "# TYPE vigil_watermarks_sent_total counter\n"
+                      "vigil_watermarks_sent_total %llu\n",
+                      (unsigned long long)late, (unsigned long long)r->watermarks_sent);
+    }
     vg_hist_write(&r->batch_sizes, "vigil_batch_messages",
                   "Messages per micro-batch (buckets are counts / 1000).", b);
     vg_hist_write(&r->proc, "vigil_processing_seconds",
@@ -718,6 +1144,116 @@ static int parse_u64(const char *s, uint64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+/* "PREFIX.NAME", malloc'd. */
+static char *dotted(const char *prefix, const char *name)
+{
+    size_t n = strlen(prefix) + strlen(name) + 2;
+    char *s = vg_xmalloc(n);
+    snprintf(s, n, "%s.%s", prefix, name);
+    return s;
+}
+
+/* Plans the stages (one unless topology repartition finds entity types beyond card_id and
+ * customer_id), opens their pipelines and reads their offsets. */
+static vg_err_t stages_plan(vg_run_t *r, const vg_pipeline_opts_t *base, char *errbuf,
+                            size_t errlen)
+{
+    const char *changelog = vg_config_bool(r->config, "engine", "state.changelog")
+                                ? vg_config_str(r->config, "topics", "changelog")
+                                : NULL;
+    const char *prefix = vg_config_str(r->config, "topics", "repartition");
+    if (strcmp(vg_config_str(r->config, "engine", "topology"), "repartition") == 0) {
+        vg_schema_t schema;
+        vg_schema_init(&schema);
+        vg_catalog_t *c = vg_catalog_load(base->catalog_path, &schema, errbuf, errlen);
+        vg_schema_free(&schema);
+        if (!c)
+            return VG_ERR_CONFIG;
+        for (size_t t = 0; t < vg_catalog_entity_types(c); t++) {
+            const char *name = vg_catalog_entity_name(c, t);
+            vg_stage_t *st = &r->stages[r->nstages];
+            if (strcmp(name, "card_id") == 0 || strcmp(name, "customer_id") == 0) {
+                r->stages[0].types[r->stages[0].ntypes++] = vg_xstrdup(name);
+                continue;
+            }
+            if (r->nstages == MAX_STAGES) {
+                vg_catalog_free(c);
+                return vg_errf(errbuf, errlen, VG_ERR_CONFIG,
+                               "topology repartition: at most %d stages, and %s names more "
+                               "entity types than card_id, customer_id and %d others",
+                               MAX_STAGES, base->catalog_path, MAX_STAGES - 1);
+            }
+            st->r = r;
+            st->k = r->nstages++;
+            st->types[st->ntypes++] = vg_xstrdup(name);
+            snprintf(st->name, sizeof(st->name), "%s", name);
+            st->topic = dotted(prefix, name);
+            st->changelog = changelog ? dotted(changelog, name) : NULL;
+            r->topics[r->ntopics++] = st->topic;
+        }
+        vg_catalog_free(c);
+        if (r->nstages == 1)
+            vg_warn("run", "topology repartition: %s keys no entity type beyond card_id and "
+                           "customer_id: one stage does everything",
+                    base->catalog_path);
+    }
+    vg_stage_t *st0 = &r->stages[0];
+    st0->changelog = changelog ? vg_xstrdup(changelog) : NULL;
+    snprintf(st0->name, sizeof(st0->name), "%s",
+             r->nstages == 1 ? "all" : st0->ntypes ? st0->types[0] : "input");
+    if (r->nstages > 1 && st0->ntypes > 1)
+        snprintf(st0->name, sizeof(st0->name), "%s+%s", st0->types[0], st0->types[1]);
+    if (r->nstages > 1 && mkdir(base->state_dir, 0755) != 0 && errno != EEXIST)
+        return vg_errf(errbuf, errlen, VG_ERR_IO, "cannot create %s: %s", base->state_dir,
+                       strerror(errno));
+    for (int k = 0; k < r->nstages; k++) {
+        vg_stage_t *st = &r->stages[k];
+        vg_pipeline_opts_t opts = *base;
+        char dir[4200];
+        if (r->nstages > 1) {
+            snprintf(dir, sizeof(dir), "%s/%s", base->state_dir, st->name);
+            opts.state_dir = dir;
+            opts.stage_types = (const char *const *)st->types;
+            opts.nstage_types = st->ntypes;
+        }
+        if (k < r->nstages - 1) {
+            opts.forward = 1;
+            opts.rules_path = opts.model_dir = opts.shadow_model_dir = NULL;
+            st->next_topic = vg_xstrdup(r->stages[k + 1].topic);
+        }
+        if (!(st->pipeline = vg_pipeline_new(&opts, errbuf, errlen)))
+            return VG_ERR_CONFIG;
+        st->next_field = st->next_topic
+                             ? vg_pipeline_field(st->pipeline, r->stages[k + 1].types[0])
+                             : -1;
+        void *blob;
+        size_t bloblen;
+        if (vg_pipeline_offsets(st->pipeline, &blob, &bloblen) == VG_OK && blob) {
+            offsets_decode(r, blob, bloblen);
+            free(blob);
+        }
+    }
+    return VG_OK;
+}
+
+static void stages_free(vg_run_t *r)
+{
+    for (int k = 0; k < MAX_STAGES; k++) {
+        vg_stage_t *st = &r->stages[k];
+        vg_pipeline_free(st->pipeline);
+        for (size_t t = 0; t < st->ntypes; t++)
+            free(st->types[t]);
+        for (size_t i = 0; i < st->n; i++)
+            vg_held_free(st->held[i]);
+        free(st->topic);
+        free(st->changelog);
+        free(st->next_topic);
+        free(st->in);
+        free(st->seq);
+        free(st->held);
+    }
 }
 
 int vg_cmd_run(int argc, char **argv)
@@ -852,24 +1388,21 @@ int vg_cmd_run(int argc, char **argv)
     popts.review_band_low = vg_config_double(r->config, "engine", "review.band.low");
     popts.review_band_high = vg_config_double(r->config, "engine", "review.band.high");
     popts.threads = (int)vg_config_int(r->config, "engine", "threads");
-    if (!passthrough)
-        r->pipeline = vg_pipeline_new(&popts, errbuf, sizeof(errbuf));
-    if (!r->pipeline && !passthrough) {
-        vg_error("run", "%s", errbuf);
-        goto out;
-    }
-    void *blob;
-    size_t bloblen;
-    if (r->pipeline && vg_pipeline_offsets(r->pipeline, &blob, &bloblen) == VG_OK && blob) {
-        offsets_decode(r, blob, bloblen);
-        free(blob);
-    }
-
-    r->eos =
-        strcmp(vg_config_str(r->config, "engine", "processing.guarantee"), "exactly_once") == 0;
-    const char *group = vg_config_str(r->config, "engine", "group");
     r->topics[0] = vg_config_str(r->config, "topics", "transactions");
     r->topics[1] = vg_config_str(r->config, "topics", "labels");
+    r->ntopics = 2;
+    r->nstages = 1;
+    r->stages[0].r = r;
+    if (!passthrough) {
+        if (stages_plan(r, &popts, errbuf, sizeof(errbuf)) != VG_OK) {
+            vg_error("run", "%s", errbuf);
+            goto out;
+        }
+        r->pipeline = r->stages[r->nstages - 1].pipeline;
+    }
+    const char *group = vg_config_str(r->config, "engine", "group");
+    r->eos =
+        strcmp(vg_config_str(r->config, "engine", "processing.guarantee"), "exactly_once") == 0;
     if (r->eos) {
         char txn_id[512];
         snprintf(txn_id, sizeof(txn_id), "vigil-%s-%s", group,
@@ -882,23 +1415,52 @@ int vg_cmd_run(int argc, char **argv)
         vg_error("run", "%s", errbuf);
         goto out;
     }
-    if (r->pipeline && vg_config_bool(r->config, "engine", "state.changelog")) {
-        r->changelog = vg_config_str(r->config, "topics", "changelog");
-        r->brokers = brokers;
-        r->props = props;
-        r->nprops = nprops;
-        vg_producer_track(r->producer, r->changelog);
+    r->brokers = brokers;
+    r->props = props;
+    r->nprops = nprops;
+    const char *outputs[2 + 3 * MAX_STAGES] = {vg_config_str(r->config, "topics", "decisions"),
+                                               vg_config_str(r->config, "topics", "review"),
+                                               vg_config_str(r->config, "topics", "dlq")};
+    size_t noutputs = 3;
+    for (int k = 0; k < r->nstages; k++) {
+        if (r->stages[k].changelog) {
+            vg_producer_track(r->producer, r->stages[k].changelog);
+            outputs[noutputs++] = r->stages[k].changelog;
+        }
+        if (r->stages[k].next_topic)
+            outputs[noutputs++] = r->stages[k].next_topic;
     }
-    const char *outputs[] = {vg_config_str(r->config, "topics", "decisions"),
-                             vg_config_str(r->config, "topics", "review"),
-                             vg_config_str(r->config, "topics", "dlq"),
-                             vg_config_str(r->config, "topics", "changelog")};
-    vg_producer_warm(r->producer, outputs, VG_ARRAY_LEN(outputs) - !r->changelog);
-    r->consumer = vg_consumer_new(brokers, group, r->topics, 2, props, nprops, on_rebalance, r,
-                                  errbuf, sizeof(errbuf));
+    vg_producer_warm(r->producer, outputs, noutputs);
+    r->consumer = vg_consumer_new(brokers, group, r->topics, r->ntopics, props, nprops,
+                                  on_rebalance, r, errbuf, sizeof(errbuf));
     if (!r->consumer) {
         vg_error("run", "%s", errbuf);
         goto out;
+    }
+    for (int k = 0; k < r->nstages; k++) { /* partition counts of the stages' topics */
+        vg_stage_t *st = &r->stages[k];
+        const char *from = r->topics[k == 1 ? 0 : k]; /* the previous stage's topic */
+        if ((k > 0 && (st->nsrc = vg_consumer_partition_count(r->consumer, from,
+                                                              errbuf, sizeof(errbuf))) < 1) ||
+            (st->next_topic && (st->nout = vg_consumer_partition_count(
+                                    r->consumer, st->next_topic, errbuf, sizeof(errbuf))) < 1)) {
+            vg_error("run", "%s (topology repartition: create each stage's topic with as many "
+                            "partitions as %s)",
+                     errbuf, r->topics[0]);
+            goto out;
+        }
+    }
+    if (r->nstages > 1) {
+        vg_buf_t plan;
+        vg_buf_init(&plan);
+        for (int k = 0; k < r->nstages; k++)
+            vg_buf_printf(&plan, "%s%s (%s)", k ? " -> " : "", r->stages[k].name,
+                          k ? r->stages[k].topic : r->topics[0]);
+        vg_buf_putc(&plan, '\0');
+        vg_info("run", "topology repartition, %d stages: %s; this process runs each for the "
+                       "partitions it is assigned",
+                r->nstages, plan.data);
+        vg_buf_free(&plan);
     }
     const char *http_addr = vg_config_str(r->config, "engine", "http");
     if (http_addr && *http_addr && strcmp(http_addr, "off") != 0) {
@@ -939,10 +1501,10 @@ int vg_cmd_run(int argc, char **argv)
     vg_buf_t offsets, metrics;
     vg_buf_init(&offsets);
     vg_buf_init(&metrics);
-    vg_sink_t sink = {r, emit};
     uint64_t total = 0;
     int64_t last_reload = vg_now_ms(), last_metrics = 0, started_ms = last_reload;
     r->last_input_ms = last_reload;
+    r->idle_ms = vg_config_int(r->config, "engine", "watermark.idle");
     if (r->http)
         vg_http_set_ready(r->http, 1);
     status = 0;
@@ -968,10 +1530,16 @@ int vg_cmd_run(int argc, char **argv)
             status = 1;
             break;
         }
-        if (n == 0) {
+        /* topology repartition: an input partition that went idle still moves its watermark,
+         * in a batch of its own */
+        int idle_wm = n == 0 && r->nstages > 1 && r->started && idle_watermark_due(r, vg_now_ms());
+        if (n == 0 && !idle_wm) {
             /* input paused: write what the commits since the last checkpoint changed, so
              * that a crash now has nothing to rebuild */
-            if (r->pipeline && vg_pipeline_checkpoint(r->pipeline, errbuf, sizeof(errbuf))) {
+            vg_err_t cerr = VG_OK;
+            for (int k = 0; k < r->nstages && r->pipeline && !cerr; k++)
+                cerr = vg_pipeline_checkpoint(r->stages[k].pipeline, errbuf, sizeof(errbuf));
+            if (cerr) {
                 vg_error("run", "state checkpoint failed: %s", errbuf);
                 status = 1;
                 break;
@@ -982,24 +1550,34 @@ int vg_cmd_run(int argc, char **argv)
             }
             continue;
         }
-        r->last_input_ms = vg_now_ms();
+        if (n)
+            r->last_input_ms = vg_now_ms();
         int64_t t0 = vg_mono_ns();
         if (!r->first_msg_ns)
             r->first_msg_ns = t0;
+        size_t n0 = 0; /* stage 0's inputs; the other stages' come from their aligners */
         for (size_t i = 0; i < n; i++) {
-            vg_tp_t *tp = tp_get(r, msgs[i].topic_idx, msgs[i].partition);
-            inputs[i] = (vg_input_t){
-                .kind = msgs[i].topic_idx == TP_LABELS ? VG_IN_LABEL : VG_IN_TXN,
-                .data = msgs[i].value,
-                .len = msgs[i].len,
-                .partition = msgs[i].partition,
-                .offset = msgs[i].offset,
-                .timestamp_ms = msgs[i].timestamp_ms,
-                .emit = msgs[i].offset >= tp->emit_from,
-            };
+            int t = tp_of_consumer(msgs[i].topic_idx);
+            vg_tp_t *tp = tp_get(r, t, msgs[i].partition);
+            int emit_it = msgs[i].offset >= tp->emit_from;
             r->consumed[msgs[i].topic_idx]++;
-            if (msgs[i].topic_idx == TP_TXNS)
+            tp->last_msg_ms = r->last_input_ms;
+            if (t <= TP_LABELS) {
+                inputs[n0++] = (vg_input_t){
+                    .kind = t == TP_LABELS ? VG_IN_LABEL : VG_IN_TXN,
+                    .data = msgs[i].value,
+                    .len = msgs[i].len,
+                    .partition = msgs[i].partition,
+                    .offset = msgs[i].offset,
+                    .timestamp_ms = msgs[i].timestamp_ms,
+                    .emit = emit_it,
+                };
+            } else {
+                stage_read(r, &r->stages[stage_of(t)], tp, &msgs[i], emit_it);
+            }
+            if (t != TP_LABELS)
                 tp->changed = 1;
+            r->started |= t == TP_TXNS;
             /* the offset this batch moves the partition to, for Kafka and for the state */
             if (msgs[i].offset + 1 > tp->next)
                 tp->next = msgs[i].offset + 1;
@@ -1012,23 +1590,31 @@ int vg_cmd_run(int argc, char **argv)
             status = 1;
             break;
         }
+        r->ndecided = 0;
+        vg_err_t perr = VG_OK;
         if (passthrough) {
-            vg_err_t perr = VG_OK;
             for (size_t i = 0; i < n && !perr; i++)
                 perr = vg_producer_send(
                     r->producer, vg_config_str(r->config, "topics", "decisions"), msgs[i].key,
                     msgs[i].keylen, msgs[i].value, msgs[i].len, errbuf, sizeof(errbuf));
-            if (perr) {
-                vg_error("run", "%s", errbuf);
-                status = 1;
-                break;
+        } else {
+            for (int k = 0; k < r->nstages && !perr; k++) {
+                vg_stage_t *st = &r->stages[k];
+                vg_sink_t sink = {st, emit};
+                size_t nk = k == 0 ? n0 : st->n;
+                if (nk)
+                    perr = vg_pipeline_process(st->pipeline, k == 0 ? inputs : st->in, nk, &sink,
+                                               errbuf, sizeof(errbuf));
             }
-        } else if (vg_pipeline_process(r->pipeline, inputs, n, &sink, errbuf, sizeof(errbuf))) {
-            vg_error("run", "%s", errbuf);
-            status = 1;
-            break;
+            if (!perr && r->nstages > 1) {
+                align_snapshot(r);
+                perr = send_watermarks(r, vg_now_ms(), errbuf, sizeof(errbuf));
+            }
+            for (int k = 0; k < r->nstages && !perr; k++)
+                if (r->stages[k].changelog)
+                    perr = changelog_send(r, &r->stages[k], errbuf, sizeof(errbuf));
         }
-        if (r->changelog && changelog_send(r, errbuf, sizeof(errbuf))) {
+        if (perr) {
             vg_error("run", "%s", errbuf);
             status = 1;
             break;
@@ -1041,8 +1627,8 @@ int vg_cmd_run(int argc, char **argv)
         size_t ndone = 0;
         for (size_t i = 0; i < r->ntps; i++)
             if (r->tps[i].assigned && r->tps[i].next >= r->tps[i].emit_from && r->tps[i].next > 0)
-                done[ndone++] =
-                    (vg_assignment_t){r->tps[i].topic_idx, r->tps[i].partition, -1, r->tps[i].next};
+                done[ndone++] = (vg_assignment_t){consumer_of_tp(r->tps[i].topic_idx),
+                                                  r->tps[i].partition, -1, r->tps[i].next};
         vg_err_t err;
         int64_t t1 = vg_mono_ns();
         if (r->eos) {
@@ -1069,11 +1655,19 @@ int vg_cmd_run(int argc, char **argv)
         /* Decisions are visible to readers from here (Kafka commit, or delivery acks): the
          * end-to-end latency ends now, not after the state commit that follows. */
         int64_t t2 = vg_mono_ns(), committed_ms = vg_now_ms();
-        if (r->changelog)
+        if (r->stages[0].changelog)
             changelog_committed(r);
-        offsets_encode(r, &offsets);
-        if (r->pipeline &&
-            vg_pipeline_commit(r->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf))) {
+        vg_err_t serr = VG_OK;
+        for (int k = 0; k < r->nstages && r->pipeline && !serr; k++) {
+            vg_stage_t *st = &r->stages[k];
+            offsets_encode(r, st, &offsets);
+            serr = vg_pipeline_commit(st->pipeline, offsets.data, offsets.len, errbuf,
+                                      sizeof(errbuf));
+            for (size_t i = 0; i < st->n; i++) /* the released transactions are done */
+                vg_held_free(st->held[i]);
+            st->n = 0;
+        }
+        if (serr) {
             vg_error("run", "state commit failed: %s", errbuf);
             status = 1;
             break;
@@ -1093,10 +1687,8 @@ int vg_cmd_run(int argc, char **argv)
                  "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state "
                  "commit %.1f ms",
                  (unsigned long long)r->commits, n, phase_ms[0], phase_ms[1], phase_ms[2]);
-        for (size_t i = 0; i < n; i++) {
-            if (inputs[i].kind != VG_IN_TXN || !inputs[i].emit || msgs[i].timestamp_ms <= 0)
-                continue;
-            double secs = (double)(committed_ms - msgs[i].timestamp_ms) / 1e3;
+        for (size_t i = 0; i < r->ndecided; i++) {
+            double secs = (double)(committed_ms - r->decided_ts[i]) / 1e3;
             vg_hist_observe(&r->e2e, secs);
             if (r->nlat == r->caplat && r->caplat < (1u << 26)) {
                 r->caplat = r->caplat ? r->caplat * 2 : 65536;
@@ -1115,14 +1707,15 @@ int vg_cmd_run(int argc, char **argv)
         vg_http_set_ready(r->http, 0);
     vg_pipeline_stats_t none = {0};
     const vg_pipeline_stats_t *s = r->pipeline ? vg_pipeline_stats(r->pipeline) : &none;
+    const vg_pipeline_stats_t *s0 = r->pipeline ? vg_pipeline_stats(r->stages[0].pipeline) : &none;
     vg_info("run",
             "stopped: %llu consumed, %llu transactions, %llu labels, decisions allow %llu / review "
             "%llu / block %llu, %llu dead letters, %llu commits; end-to-end latency p50 %.1f ms, "
             "p99 %.1f ms",
             (unsigned long long)total, (unsigned long long)s->transactions,
-            (unsigned long long)s->labels, (unsigned long long)s->decisions[0],
+            (unsigned long long)s0->labels, (unsigned long long)s->decisions[0],
             (unsigned long long)s->decisions[1], (unsigned long long)s->decisions[2],
-            (unsigned long long)s->dead_letters, (unsigned long long)r->commits,
+            (unsigned long long)s0->dead_letters, (unsigned long long)r->commits,
             quantile(r, 0.5) * 1e3, quantile(r, 0.99) * 1e3);
     if (r->commits)
         vg_info("run",
@@ -1146,8 +1739,12 @@ out:
     vg_http_stop(r->http);
     vg_consumer_free(r->consumer);
     vg_producer_free(r->producer);
-    vg_pipeline_free(r->pipeline);
+    stages_free(r);
     vg_config_free(r->config);
+    for (size_t i = 0; i < r->ntps; i++) {
+        vg_align_free(r->tps[i].align);
+        free(r->tps[i].align_text);
+    }
     free(r->tps);
     free(r->done);
     for (int t = 0; t < TP_TOPICS; t++)
@@ -1159,6 +1756,8 @@ out:
     free(r->pending);
     vg_buf_free(&r->clkey);
     vg_buf_free(&r->clval);
+    vg_buf_free(&r->fwd);
     free(r->lat);
+    free(r->decided_ts);
     return status;
 }

@@ -17,6 +17,7 @@
 #define VG_TOPIC_LABELS       "labels"
 #define VG_TOPIC_DLQ          "transactions.dlq"
 #define VG_TOPIC_CHANGELOG    "vigil.changelog"
+#define VG_TOPIC_REPARTITION  "vigil.repartition" /* prefix: vigil.repartition.ENTITY */
 
 /* A librdkafka property. */
 typedef struct vg_kprop {

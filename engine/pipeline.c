@@ -883,6 +883,11 @@ size_t vg_pipeline_feature_count(const vg_pipeline_t *p)
     return p->nfeat;
 }
 
+int vg_pipeline_field(const vg_pipeline_t *p, const char *name)
+{
+    return vg_schema_field(&p->schema, name);
+}
+
 size_t vg_pipeline_rule_count(const vg_pipeline_t *p)
 {
     return p->rules ? vg_rules_count(p->rules) : 0;
@@ -908,29 +913,7 @@ const char *vg_pipeline_model_version(const vg_pipeline_t *p)
     return p->model ? vg_model_version(p->model) : NULL;
 }
 
-void vg_pipeline_state_stats(vg_pipeline_t *p, vg_buf_t *out)
+void vg_pipeline_state_stats(vg_pipeline_t *p, vg_state_stats_t *stats)
 {
-    vg_state_stats_t st;
-    vg_state_stats(p->state, &st);
-    vg_buf_puts(out, "# HELP vigil_state_entities Entities in state, by entity type (RocksDB's "
-                     "estimate of stored keys).\n# TYPE vigil_state_entities gauge\n");
-    for (size_t i = 0; i < st.ntypes; i++)
-        vg_buf_printf(out, "vigil_state_entities{entity=\"%s\"} %llu\n", st.types[i].entity,
-                      (unsigned long long)st.types[i].stored_estimate);
-    vg_buf_puts(out, "# HELP vigil_state_cached_entities Entities in the write-back cache.\n"
-                     "# TYPE vigil_state_cached_entities gauge\n");
-    for (size_t i = 0; i < st.ntypes; i++)
-        vg_buf_printf(out, "vigil_state_cached_entities{entity=\"%s\"} %llu\n", st.types[i].entity,
-                      (unsigned long long)st.types[i].cached);
-    vg_buf_printf(out,
-                  "# HELP vigil_state_cache_bytes Memory held by the state cache.\n"
-                  "# TYPE vigil_state_cache_bytes gauge\nvigil_state_cache_bytes %llu\n"
-                  "# HELP vigil_state_expired_total Entities reset after idling past their "
-                  "longest window.\n# TYPE vigil_state_expired_total counter\n"
-                  "vigil_state_expired_total %llu\n"
-                  "# HELP vigil_event_time_watermark_seconds Greatest event time processed.\n"
-                  "# TYPE vigil_event_time_watermark_seconds gauge\n"
-                  "vigil_event_time_watermark_seconds %.3f\n",
-                  (unsigned long long)st.cache_bytes, (unsigned long long)st.expired,
-                  (double)st.watermark_ms / 1e3);
+    vg_state_stats(p->state, stats);
 }

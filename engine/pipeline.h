@@ -146,11 +146,13 @@ void vg_pipeline_reload(vg_pipeline_t *pipeline, int force);
 const vg_pipeline_stats_t *vg_pipeline_stats(const vg_pipeline_t *pipeline);
 size_t vg_pipeline_rule_count(const vg_pipeline_t *pipeline);
 size_t vg_pipeline_feature_count(const vg_pipeline_t *pipeline);
+/* The schema index of transaction field name, -1 if the pipeline does not read it. */
+int vg_pipeline_field(const vg_pipeline_t *pipeline, const char *name);
 const char *vg_pipeline_rule_id(const vg_pipeline_t *pipeline, size_t i);
 const char *vg_pipeline_catalog_version(const vg_pipeline_t *pipeline);
 const char *vg_pipeline_rules_version(const vg_pipeline_t *pipeline); /* NULL: no rules */
 const char *vg_pipeline_model_version(const vg_pipeline_t *pipeline); /* NULL: no model */
-/* Number of entities in state per entity type, as "type=count" lines, for metrics. */
-void vg_pipeline_state_stats(vg_pipeline_t *pipeline, vg_buf_t *out);
+/* The state store's figures (features.h), for metrics. */
+void vg_pipeline_state_stats(vg_pipeline_t *pipeline, vg_state_stats_t *stats);
 
 #endif
