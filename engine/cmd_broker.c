@@ -20,8 +20,9 @@ static const char *const topics[] = {
     /* topology repartition: the stage topics and stage changelogs of the entity types that
      * span card partitions in the shipped catalogues */
     VG_TOPIC_REPARTITION ".terminal_id", VG_TOPIC_REPARTITION ".merchant_id",
-    VG_TOPIC_REPARTITION ".device_id", VG_TOPIC_REPARTITION ".ip", VG_TOPIC_CHANGELOG ".terminal_id",
-    VG_TOPIC_CHANGELOG ".merchant_id", VG_TOPIC_CHANGELOG ".device_id", VG_TOPIC_CHANGELOG ".ip"};
+    VG_TOPIC_REPARTITION ".device_id", VG_TOPIC_REPARTITION ".ip",
+    VG_TOPIC_CHANGELOG ".terminal_id", VG_TOPIC_CHANGELOG ".merchant_id",
+    VG_TOPIC_CHANGELOG ".device_id", VG_TOPIC_CHANGELOG ".ip"};
 
 static void help(void)
 {

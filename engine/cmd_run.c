@@ -220,15 +220,16 @@ typedef struct vg_tp {
     int64_t low;       /* at the last commit: smallest offset still held (-1: none) */
     char *align_text;  /* at the last commit: the aligner's bookkeeping */
     /* an input partition of a stage that forwards */
-    int64_t maxts;     /* greatest ts forwarded, INT64_MIN: none */
-    int64_t wm_sent;   /* greatest watermark sent */
+    int64_t maxts;   /* greatest ts forwarded, INT64_MIN: none */
+    int64_t wm_sent; /* greatest watermark sent */
     int64_t last_msg_ms;
+    int idle_sent; /* a wall-clock watermark was sent since its last message */
 } vg_tp_t;
 
 typedef struct vg_stage {
     struct vg_run *r;
     int k;
-    char name[128];                        /* "card_id+customer_id", "terminal_id" */
+    char name[128];                  /* "card_id+customer_id", "terminal_id" */
     char *types[VG_STATE_MAX_TYPES]; /* topology repartition: the entity types it keeps */
     size_t ntypes;
     char *topic;      /* stage >= 1: its topic */
@@ -610,13 +611,13 @@ static void stage_read(vg_run_t *r, vg_stage_t *st, vg_tp_t *tp, const vg_msg_t 
 }
 
 /* 1 if an input partition has been idle long enough for a watermark from the wall clock, and
- * has not had one for that long (so an idle engine sends one every watermark.idle). */
+ * has not had one since its last message (one releases everything held before it). */
 static int idle_watermark_due(const vg_run_t *r, int64_t now_ms)
 {
     for (size_t i = 0; i < r->ntps; i++) {
         const vg_tp_t *tp = &r->tps[i];
-        if (tp->assigned && tp->topic_idx == TP_TXNS && now_ms - tp->last_msg_ms >= r->idle_ms &&
-            now_ms - tp->wm_sent >= r->idle_ms)
+        if (tp->assigned && tp->topic_idx == TP_TXNS && !tp->idle_sent &&
+            now_ms - tp->last_msg_ms >= r->idle_ms)
             return 1;
     }
     return 0;
@@ -624,11 +625,11 @@ static int idle_watermark_due(const vg_run_t *r, int64_t now_ms)
 
 /* Sends the watermark of each input partition of each forwarding stage that moved: a stage's
  * input partition promises nothing below it any more (stage 0: its greatest ts, the
- * transactions topic being in time order per partition; or the wall clock once it is idle;
- * stage k: its aligner's front). */
-static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, char *errbuf, size_t errlen)
+ * transactions topic being in time order per partition; stage k: its aligner's front). In a
+ * batch that consumed nothing (idle), a transactions partition read to its end and idle for
+ * watermark.idle promises nothing below the wall clock. */
+static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, int idle, char *errbuf, size_t errlen)
 {
-    size_t nlags = r->started ? vg_consumer_lags(r->consumer, r->lags, VG_ARRAY_LEN(r->lags)) : 0;
     for (size_t i = 0; i < r->ntps; i++) {
         vg_tp_t *tp = &r->tps[i];
         int k = stage_of(tp->topic_idx);
@@ -636,13 +637,12 @@ static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, char *errbuf, size_
             !r->stages[k].next_topic)
             continue;
         int64_t wm = k == 0 ? tp->maxts : vg_align_front(tp->align);
-        if (k == 0 && now_ms - tp->last_msg_ms >= r->idle_ms) {
-            int64_t lag = -1;
-            for (size_t l = 0; l < nlags; l++)
-                if (r->lags[l].topic_idx == 0 && r->lags[l].partition == tp->partition)
-                    lag = r->lags[l].start;
-            if (lag == 0 && now_ms > wm)
+        if (k == 0 && idle && !tp->idle_sent && now_ms - tp->last_msg_ms >= r->idle_ms) {
+            /* once per pause: a partition not read to its end has a message coming */
+            int64_t end = vg_consumer_end_offset(r->consumer, TP_TXNS, tp->partition);
+            if (end >= 0 && tp->next >= end && now_ms > wm)
                 wm = now_ms;
+            tp->idle_sent = 1;
         }
         if (wm == INT64_MIN || wm <= tp->wm_sent)
             continue;
@@ -653,8 +653,8 @@ static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, char *errbuf, size_
         memcpy(v + 8, &wm, 8);
         vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
         for (int q = 0; q < r->stages[k].nout; q++) {
-            vg_err_t err = vg_producer_send_to(r->producer, r->stages[k].next_topic, q, "@wm", 3,
-                                               v, sizeof(v), &h, 1, errbuf, errlen);
+            vg_err_t err = vg_producer_send_to(r->producer, r->stages[k].next_topic, q, "@wm", 3, v,
+                                               sizeof(v), &h, 1, errbuf, errlen);
             if (err)
                 return err;
         }
@@ -792,9 +792,9 @@ static vg_err_t restore_marker(vg_run_t *r, vg_stage_t *st, int32_t part, int64_
 {
     long long next, low = -1;
     char catalog[64];
-    int used = 0;
+    int used = 0, used2 = 0;
     if (sscanf(text, "next=%lld catalog=%63s%n", &next, catalog, &used) != 2 ||
-        (st->k > 0 && sscanf(text + used, " low=%lld align=%n", &low, &used) != 1))
+        (st->k > 0 && sscanf(text + used, " low=%lld align=%n", &low, &used2) != 1))
         return vg_errf(errbuf, errlen, VG_ERR_STATE,
                        "%s [%d] offset %lld: bad marker '%.80s' (expected next=N catalog=V%s)",
                        st->changelog, (int)part, (long long)offset, text,
@@ -803,20 +803,21 @@ static vg_err_t restore_marker(vg_run_t *r, vg_stage_t *st, int32_t part, int64_
         return vg_errf(errbuf, errlen, VG_ERR_STATE,
                        "%s [%d] was written under catalogue %s, this engine runs %s: restore "
                        "needs the same catalogue (use a new changelog topic for a new one)",
-                       st->changelog, (int)part, catalog, vg_pipeline_catalog_version(st->pipeline));
+                       st->changelog, (int)part, catalog,
+                       vg_pipeline_catalog_version(st->pipeline));
     for (size_t i = 0; i < r->npending; i++) {
         vg_pending_t *pr = &r->pending[i];
         if (pr->partition != part)
             continue;
         char *slash = memchr(pr->key, '/', pr->klen);
         if (!slash)
-            return vg_errf(errbuf, errlen, VG_ERR_STATE, "%s [%d]: record key '%.*s' is not TYPE/ID",
-                           st->changelog, (int)part, (int)pr->klen, pr->key);
+            return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                           "%s [%d]: record key '%.*s' is not TYPE/ID", st->changelog, (int)part,
+                           (int)pr->klen, pr->key);
         *slash = '\0';
-        vg_err_t err =
-            vg_pipeline_restore(st->pipeline, pr->key, slash + 1,
-                                pr->klen - (size_t)(slash - pr->key) - 1, pr->value, pr->vlen,
-                                errbuf, errlen);
+        vg_err_t err = vg_pipeline_restore(st->pipeline, pr->key, slash + 1,
+                                           pr->klen - (size_t)(slash - pr->key) - 1, pr->value,
+                                           pr->vlen, errbuf, errlen);
         if (err)
             return err;
         r->restored_records++;
@@ -830,7 +831,7 @@ static vg_err_t restore_marker(vg_run_t *r, vg_stage_t *st, int32_t part, int64_
         tp->next = next;
         tp->low = low;
         free(tp->align_text);
-        tp->align_text = vg_xstrdup(text + used);
+        tp->align_text = vg_xstrdup(text + used + used2);
     }
     tp_get(r, TP_CL(st->k), part)->next = offset + 1;
     return VG_OK;
@@ -962,8 +963,7 @@ static void write_state_metrics(vg_run_t *r, vg_buf_t *b)
                 snprintf(stage, sizeof(stage), "{stage=\"%s\"}", r->stages[k].name);
             if (f < 2) {
                 for (size_t i = 0; i < st[k].ntypes; i++)
-                    vg_buf_printf(b, "%s{entity=\"%s\"} %llu\n", fam[f].name,
-                                  st[k].types[i].entity,
+                    vg_buf_printf(b, "%s{entity=\"%s\"} %llu\n", fam[f].name, st[k].types[i].entity,
                                   (unsigned long long)(f == 0 ? st[k].types[i].stored_estimate
                                                               : st[k].types[i].cached));
             } else if (f == 4) {
@@ -1195,14 +1195,17 @@ static vg_err_t stages_plan(vg_run_t *r, const vg_pipeline_opts_t *base, char *e
         }
         vg_catalog_free(c);
         if (r->nstages == 1)
-            vg_warn("run", "topology repartition: %s keys no entity type beyond card_id and "
-                           "customer_id: one stage does everything",
+            vg_warn("run",
+                    "topology repartition: %s keys no entity type beyond card_id and "
+                    "customer_id: one stage does everything",
                     base->catalog_path);
     }
     vg_stage_t *st0 = &r->stages[0];
     st0->changelog = changelog ? vg_xstrdup(changelog) : NULL;
     snprintf(st0->name, sizeof(st0->name), "%s",
-             r->nstages == 1 ? "all" : st0->ntypes ? st0->types[0] : "input");
+             r->nstages == 1 ? "all"
+             : st0->ntypes   ? st0->types[0]
+                             : "input");
     if (r->nstages > 1 && st0->ntypes > 1)
         snprintf(st0->name, sizeof(st0->name), "%s+%s", st0->types[0], st0->types[1]);
     if (r->nstages > 1 && mkdir(base->state_dir, 0755) != 0 && errno != EEXIST)
@@ -1225,9 +1228,8 @@ static vg_err_t stages_plan(vg_run_t *r, const vg_pipeline_opts_t *base, char *e
         }
         if (!(st->pipeline = vg_pipeline_new(&opts, errbuf, errlen)))
             return VG_ERR_CONFIG;
-        st->next_field = st->next_topic
-                             ? vg_pipeline_field(st->pipeline, r->stages[k + 1].types[0])
-                             : -1;
+        st->next_field =
+            st->next_topic ? vg_pipeline_field(st->pipeline, r->stages[k + 1].types[0]) : -1;
         void *blob;
         size_t bloblen;
         if (vg_pipeline_offsets(st->pipeline, &blob, &bloblen) == VG_OK && blob) {
@@ -1440,12 +1442,13 @@ int vg_cmd_run(int argc, char **argv)
     for (int k = 0; k < r->nstages; k++) { /* partition counts of the stages' topics */
         vg_stage_t *st = &r->stages[k];
         const char *from = r->topics[k == 1 ? 0 : k]; /* the previous stage's topic */
-        if ((k > 0 && (st->nsrc = vg_consumer_partition_count(r->consumer, from,
-                                                              errbuf, sizeof(errbuf))) < 1) ||
+        if ((k > 0 && (st->nsrc = vg_consumer_partition_count(r->consumer, from, errbuf,
+                                                              sizeof(errbuf))) < 1) ||
             (st->next_topic && (st->nout = vg_consumer_partition_count(
                                     r->consumer, st->next_topic, errbuf, sizeof(errbuf))) < 1)) {
-            vg_error("run", "%s (topology repartition: create each stage's topic with as many "
-                            "partitions as %s)",
+            vg_error("run",
+                     "%s (topology repartition: create each stage's topic with as many "
+                     "partitions as %s)",
                      errbuf, r->topics[0]);
             goto out;
         }
@@ -1457,8 +1460,9 @@ int vg_cmd_run(int argc, char **argv)
             vg_buf_printf(&plan, "%s%s (%s)", k ? " -> " : "", r->stages[k].name,
                           k ? r->stages[k].topic : r->topics[0]);
         vg_buf_putc(&plan, '\0');
-        vg_info("run", "topology repartition, %d stages: %s; this process runs each for the "
-                       "partitions it is assigned",
+        vg_info("run",
+                "topology repartition, %d stages: %s; this process runs each for the "
+                "partitions it is assigned",
                 r->nstages, plan.data);
         vg_buf_free(&plan);
     }
@@ -1533,6 +1537,10 @@ int vg_cmd_run(int argc, char **argv)
         /* topology repartition: an input partition that went idle still moves its watermark,
          * in a batch of its own */
         int idle_wm = n == 0 && r->nstages > 1 && r->started && idle_watermark_due(r, vg_now_ms());
+        if (n == 0 && idle_exit_ms && vg_now_ms() - r->last_input_ms >= idle_exit_ms) {
+            vg_info("run", "no input for %lld ms: stopping", (long long)idle_exit_ms);
+            break;
+        }
         if (n == 0 && !idle_wm) {
             /* input paused: write what the commits since the last checkpoint changed, so
              * that a crash now has nothing to rebuild */
@@ -1544,14 +1552,9 @@ int vg_cmd_run(int argc, char **argv)
                 status = 1;
                 break;
             }
-            if (idle_exit_ms && vg_now_ms() - r->last_input_ms >= idle_exit_ms) {
-                vg_info("run", "no input for %lld ms: stopping", (long long)idle_exit_ms);
-                break;
-            }
             continue;
         }
-        if (n)
-            r->last_input_ms = vg_now_ms();
+        int64_t now_ms = vg_now_ms();
         int64_t t0 = vg_mono_ns();
         if (!r->first_msg_ns)
             r->first_msg_ns = t0;
@@ -1561,7 +1564,11 @@ int vg_cmd_run(int argc, char **argv)
             vg_tp_t *tp = tp_get(r, t, msgs[i].partition);
             int emit_it = msgs[i].offset >= tp->emit_from;
             r->consumed[msgs[i].topic_idx]++;
-            tp->last_msg_ms = r->last_input_ms;
+            tp->last_msg_ms = now_ms;
+            tp->idle_sent = 0;
+            /* what --idle-exit waits for: input, or a stage's transactions (not watermarks) */
+            if (t <= TP_LABELS || msgs[i].len != 16)
+                r->last_input_ms = now_ms;
             if (t <= TP_LABELS) {
                 inputs[n0++] = (vg_input_t){
                     .kind = t == TP_LABELS ? VG_IN_LABEL : VG_IN_TXN,
@@ -1608,7 +1615,7 @@ int vg_cmd_run(int argc, char **argv)
             }
             if (!perr && r->nstages > 1) {
                 align_snapshot(r);
-                perr = send_watermarks(r, vg_now_ms(), errbuf, sizeof(errbuf));
+                perr = send_watermarks(r, vg_now_ms(), idle_wm, errbuf, sizeof(errbuf));
             }
             for (int k = 0; k < r->nstages && !perr; k++)
                 if (r->stages[k].changelog)
@@ -1661,8 +1668,8 @@ int vg_cmd_run(int argc, char **argv)
         for (int k = 0; k < r->nstages && r->pipeline && !serr; k++) {
             vg_stage_t *st = &r->stages[k];
             offsets_encode(r, st, &offsets);
-            serr = vg_pipeline_commit(st->pipeline, offsets.data, offsets.len, errbuf,
-                                      sizeof(errbuf));
+            serr =
+                vg_pipeline_commit(st->pipeline, offsets.data, offsets.len, errbuf, sizeof(errbuf));
             for (size_t i = 0; i < st->n; i++) /* the released transactions are done */
                 vg_held_free(st->held[i]);
             st->n = 0;

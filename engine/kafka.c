@@ -559,6 +559,17 @@ size_t vg_consumer_lags(vg_consumer_t *c, vg_assignment_t *out, size_t max)
     return n;
 }
 
+int64_t vg_consumer_end_offset(vg_consumer_t *c, int topic_idx, int32_t partition)
+{
+    int64_t lo, hi;
+    const char *topic = c->topics[topic_idx];
+    if (rd_kafka_get_watermark_offsets(c->rk, topic, partition, &lo, &hi) == 0 && hi >= 0)
+        return hi;
+    if (rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi, 1000) == 0)
+        return hi;
+    return -1;
+}
+
 int vg_consumer_partition_count(vg_consumer_t *c, const char *topic, char *errbuf, size_t errlen)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
