@@ -286,7 +286,7 @@ typedef struct vg_run {
     vg_buf_t fwd;
     int64_t idle_ms;
     int started; /* a transaction was read: idle watermarks may be sent */
-    uint64_t bad_forwards, watermarks_sent;
+    uint64_t bad_forwards, watermarks_sent, late; /* late: of aligners since freed */
     /* the changelog (state.changelog) */
     const char *brokers;
     const vg_kprop_t *props;
@@ -407,6 +407,8 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
         vg_tp_t *tp = tp_get(r, t, parts[i].partition);
         tp->assigned = !revoked;
         tp->last_msg_ms = r->last_input_ms;
+        if (tp->align)
+            r->late += vg_align_late(tp->align);
         vg_align_free(tp->align);
         tp->align = NULL;
         if (revoked)
@@ -640,8 +642,13 @@ static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, int idle, char *err
         if (k == 0 && idle && !tp->idle_sent && now_ms - tp->last_msg_ms >= r->idle_ms) {
             /* once per pause: a partition not read to its end has a message coming */
             int64_t end = vg_consumer_end_offset(r->consumer, TP_TXNS, tp->partition);
-            if (end >= 0 && tp->next >= end && now_ms > wm)
+            if (end >= 0 && tp->next >= end && now_ms > wm) {
+                vg_info("run",
+                        "%s [%d]: read to its end and idle for %lld ms: its watermark moves to "
+                        "the wall clock",
+                        r->topics[0], (int)tp->partition, (long long)(now_ms - tp->last_msg_ms));
                 wm = now_ms;
+            }
             tp->idle_sent = 1;
         }
         if (wm == INT64_MIN || wm <= tp->wm_sent)
@@ -728,32 +735,36 @@ static void on_change(void *opaque, int32_t part, const char *entity, const char
     r->cl_records++;
 }
 
-/* Queues this batch's changelog of stage st: the changed entities, then a marker per
- * partition touched (a stage >= 1 adds where to re-read from and its aligner's bookkeeping). */
-static vg_err_t changelog_send(vg_run_t *r, vg_stage_t *st, char *errbuf, size_t errlen)
+/* Queues this batch's changelog: every stage's changed entities; then, once they and every
+ * other output of the batch are delivered, a marker per input partition touched (a stage >= 1
+ * adds where to re-read from and its aligner's bookkeeping). Waiting for the deliveries costs
+ * a round trip per batch, and is what makes a marker trustworthy on a broker that shows
+ * aborted transactions (the local one): a marker that became visible follows a batch that is
+ * visible whole, never one whose kill left some of its outputs unsent. */
+static vg_err_t changelog_send(vg_run_t *r, char *errbuf, size_t errlen)
 {
     r->clerr = VG_OK;
-    vg_pipeline_changes(st->pipeline, on_change, st);
+    for (int k = 0; k < r->nstages && !r->clerr; k++)
+        vg_pipeline_changes(r->stages[k].pipeline, on_change, &r->stages[k]);
     if (r->clerr)
         return vg_errf(errbuf, errlen, r->clerr, "changelog: %s", r->clerrbuf);
+    vg_err_t err = vg_producer_flush(r->producer, 60000, errbuf, errlen);
     vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
-    int t = st->k == 0 ? TP_TXNS : TP_REPART(st->k);
-    for (size_t i = 0; i < r->ntps; i++) {
+    for (size_t i = 0; i < r->ntps && !err; i++) {
         vg_tp_t *tp = &r->tps[i];
-        if (tp->topic_idx != t || !tp->changed)
+        vg_stage_t *st = &r->stages[stage_of(tp->topic_idx)];
+        if ((tp->topic_idx != TP_TXNS && tp->topic_idx != TP_REPART(st->k)) || !tp->changed)
             continue;
         vg_buf_reset(&r->clval);
         vg_buf_printf(&r->clval, "next=%lld catalog=%s", (long long)tp->next,
                       vg_pipeline_catalog_version(st->pipeline));
         if (tp->align_text)
             vg_buf_printf(&r->clval, " low=%lld align=%s", (long long)tp->low, tp->align_text);
-        vg_err_t err = vg_producer_send_to(r->producer, st->changelog, tp->partition, CL_MARKER,
-                                           strlen(CL_MARKER), r->clval.data, r->clval.len, &h, 1,
-                                           errbuf, errlen);
-        if (err)
-            return err;
+        err = vg_producer_send_to(r->producer, st->changelog, tp->partition, CL_MARKER,
+                                  strlen(CL_MARKER), r->clval.data, r->clval.len, &h, 1, errbuf,
+                                  errlen);
     }
-    return VG_OK;
+    return err;
 }
 
 /* After the Kafka commit: how far each changelog partition written now reflects our state. */
@@ -1079,7 +1090,7 @@ static void write_metrics(vg_run_t *r, vg_buf_t *b)
     if (r->nstages > 1) {
         vg_buf_printf(b, "# HELP vigil_stage_held Transactions a stage holds for event-time "
                          "alignment, by topic partition.\n# TYPE vigil_stage_held gauge\n");
-        uint64_t late = 0;
+        uint64_t late = r->late;
         for (size_t i = 0; i < r->ntps; i++)
             if (r->tps[i].align) {
                 vg_buf_printf(b, "vigil_stage_held{topic=\"%s\",partition=\"%d\"} %zu\n",
@@ -1617,9 +1628,8 @@ int vg_cmd_run(int argc, char **argv)
                 align_snapshot(r);
                 perr = send_watermarks(r, vg_now_ms(), idle_wm, errbuf, sizeof(errbuf));
             }
-            for (int k = 0; k < r->nstages && !perr; k++)
-                if (r->stages[k].changelog)
-                    perr = changelog_send(r, &r->stages[k], errbuf, sizeof(errbuf));
+            if (!perr && r->stages[0].changelog)
+                perr = changelog_send(r, errbuf, sizeof(errbuf));
         }
         if (perr) {
             vg_error("run", "%s", errbuf);
@@ -1731,6 +1741,16 @@ int vg_cmd_run(int argc, char **argv)
                 r->proc.sum * 1e3 / (double)r->proc.count, r->max_ms[0],
                 r->kafka_commit.sum * 1e3 / (double)r->kafka_commit.count, r->max_ms[1],
                 r->state_commit.sum * 1e3 / (double)r->state_commit.count, r->max_ms[2]);
+    if (r->nstages > 1) {
+        uint64_t late = r->late;
+        for (size_t i = 0; i < r->ntps; i++)
+            late += r->tps[i].align ? vg_align_late(r->tps[i].align) : 0;
+        vg_info("run",
+                "stages: %llu transactions reached a stage late (released out of time order), "
+                "%llu watermarks sent, %llu unreadable stage records",
+                (unsigned long long)late, (unsigned long long)r->watermarks_sent,
+                (unsigned long long)r->bad_forwards);
+    }
     if (r->last_commit_ns > r->first_msg_ns) {
         double secs = (double)(r->last_commit_ns - r->first_msg_ns) / 1e9;
         vg_info("run",
