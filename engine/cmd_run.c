@@ -826,7 +826,7 @@ static vg_err_t restore_marker(vg_run_t *r, vg_stage_t *st, int32_t part, int64_
                            "%s [%d]: record key '%.*s' is not TYPE/ID", st->changelog, (int)part,
                            (int)pr->klen, pr->key);
         *slash = '\0';
-        vg_err_t err = vg_pipeline_restore(st->pipeline, pr->key, slash + 1,
+        vg_err_t err = vg_pipeline_restore(st->pipeline, part, pr->key, slash + 1,
                                            pr->klen - (size_t)(slash - pr->key) - 1, pr->value,
                                            pr->vlen, errbuf, errlen);
         if (err)
@@ -951,6 +951,7 @@ static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t 
  * stage label when there are several. */
 static void write_state_metrics(vg_run_t *r, vg_buf_t *b)
 {
+    enum { ENTITIES, CACHED, CACHE_BYTES, EXPIRED, WATERMARK, PART_BYTES, PART_ENTITIES };
     static const struct {
         const char *name, *type, *help;
     } fam[] = {
@@ -961,29 +962,48 @@ static void write_state_metrics(vg_run_t *r, vg_buf_t *b)
         {"vigil_state_expired_total", "counter",
          "Entities reset after idling past their longest window."},
         {"vigil_event_time_watermark_seconds", "gauge", "Greatest event time processed."},
+        {"vigil_state_partition_bytes", "gauge",
+         "Encoded state by home partition (of the stage's input topic), of the entities in the "
+         "cache: all of them while the state fits cache.bytes."},
+        {"vigil_state_partition_entities", "gauge",
+         "Entities by home partition, in the cache (as vigil_state_partition_bytes)."},
     };
+    static uint64_t pbytes[MAX_STAGES][1024], pents[MAX_STAGES][1024];
     vg_state_stats_t st[MAX_STAGES];
-    for (int k = 0; k < r->nstages; k++)
+    size_t nparts[MAX_STAGES];
+    for (int k = 0; k < r->nstages; k++) {
         vg_pipeline_state_stats(r->stages[k].pipeline, &st[k]);
+        nparts[k] = vg_pipeline_partition_sizes(r->stages[k].pipeline, pbytes[k], pents[k],
+                                                VG_ARRAY_LEN(pbytes[k]));
+    }
     for (size_t f = 0; f < VG_ARRAY_LEN(fam); f++) {
         vg_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
                       fam[f].type);
         for (int k = 0; k < r->nstages; k++) {
+            /* labels: `stage="S",` with several stages, then the family's own */
             char stage[160] = "";
             if (r->nstages > 1)
-                snprintf(stage, sizeof(stage), "{stage=\"%s\"}", r->stages[k].name);
-            if (f < 2) {
-                for (size_t i = 0; i < st[k].ntypes; i++)
-                    vg_buf_printf(b, "%s{entity=\"%s\"} %llu\n", fam[f].name, st[k].types[i].entity,
-                                  (unsigned long long)(f == 0 ? st[k].types[i].stored_estimate
-                                                              : st[k].types[i].cached));
-            } else if (f == 4) {
-                vg_buf_printf(b, "%s%s %.3f\n", fam[f].name, stage,
-                              (double)st[k].watermark_ms / 1e3);
-            } else {
-                vg_buf_printf(b, "%s%s %llu\n", fam[f].name, stage,
-                              (unsigned long long)(f == 2 ? st[k].cache_bytes : st[k].expired));
-            }
+                snprintf(stage, sizeof(stage), "stage=\"%s\",", r->stages[k].name);
+            for (size_t i = 0; (f == ENTITIES || f == CACHED) && i < st[k].ntypes; i++)
+                vg_buf_printf(b, "%s{%sentity=\"%s\"} %llu\n", fam[f].name, stage,
+                              st[k].types[i].entity,
+                              (unsigned long long)(f == ENTITIES ? st[k].types[i].stored_estimate
+                                                                 : st[k].types[i].cached));
+            for (size_t p = 0; (f == PART_BYTES || f == PART_ENTITIES) && p < nparts[k]; p++)
+                if (pents[k][p])
+                    vg_buf_printf(
+                        b, "%s{%spartition=\"%zu\"} %llu\n", fam[f].name, stage, p,
+                        (unsigned long long)(f == PART_BYTES ? pbytes[k][p] : pents[k][p]));
+            size_t sl = strlen(stage);
+            if (sl) /* the stage label alone: no trailing comma */
+                stage[sl - 1] = '\0';
+            if (f == CACHE_BYTES || f == EXPIRED)
+                vg_buf_printf(
+                    b, "%s%s%s%s %llu\n", fam[f].name, sl ? "{" : "", stage, sl ? "}" : "",
+                    (unsigned long long)(f == CACHE_BYTES ? st[k].cache_bytes : st[k].expired));
+            else if (f == WATERMARK)
+                vg_buf_printf(b, "%s%s%s%s %.3f\n", fam[f].name, sl ? "{" : "", stage,
+                              sl ? "}" : "", (double)st[k].watermark_ms / 1e3);
         }
     }
 }

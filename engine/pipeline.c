@@ -805,9 +805,11 @@ size_t vg_pipeline_changes(vg_pipeline_t *p, vg_state_change_cb *cb, void *opaqu
     return vg_state_changes(p->state, cb, opaque);
 }
 
-vg_err_t vg_pipeline_restore(vg_pipeline_t *p, const char *entity, const char *key, size_t klen,
-                             const void *value, size_t vlen, char *errbuf, size_t errlen)
+vg_err_t vg_pipeline_restore(vg_pipeline_t *p, int32_t partition, const char *entity,
+                             const char *key, size_t klen, const void *value, size_t vlen,
+                             char *errbuf, size_t errlen)
 {
+    vg_state_set_partition(p->state, partition);
     return vg_state_restore(p->state, entity, key, klen, value, vlen, errbuf, errlen);
 }
 
@@ -916,4 +918,10 @@ const char *vg_pipeline_model_version(const vg_pipeline_t *p)
 void vg_pipeline_state_stats(vg_pipeline_t *p, vg_state_stats_t *stats)
 {
     vg_state_stats(p->state, stats);
+}
+
+size_t vg_pipeline_partition_sizes(vg_pipeline_t *p, uint64_t *bytes, uint64_t *entities,
+                                   size_t max)
+{
+    return vg_state_partition_sizes(p->state, bytes, entities, max);
 }

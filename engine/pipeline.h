@@ -132,9 +132,9 @@ vg_err_t vg_pipeline_checkpoint(vg_pipeline_t *pipeline, char *errbuf, size_t er
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *pipeline, void **blob, size_t *len);
 /* The state's changelog (features.h): what the next commit writes, and restoring a record. */
 size_t vg_pipeline_changes(vg_pipeline_t *pipeline, vg_state_change_cb *cb, void *opaque);
-vg_err_t vg_pipeline_restore(vg_pipeline_t *pipeline, const char *entity, const char *key,
-                             size_t klen, const void *value, size_t vlen, char *errbuf,
-                             size_t errlen);
+vg_err_t vg_pipeline_restore(vg_pipeline_t *pipeline, int32_t partition, const char *entity,
+                             const char *key, size_t klen, const void *value, size_t vlen,
+                             char *errbuf, size_t errlen);
 
 /*
  * Reloads rules (and their lists) and models if their files changed, or always if force.
@@ -154,5 +154,8 @@ const char *vg_pipeline_rules_version(const vg_pipeline_t *pipeline); /* NULL: n
 const char *vg_pipeline_model_version(const vg_pipeline_t *pipeline); /* NULL: no model */
 /* The state store's figures (features.h), for metrics. */
 void vg_pipeline_state_stats(vg_pipeline_t *pipeline, vg_state_stats_t *stats);
+/* The state by home partition (vg_state_partition_sizes). */
+size_t vg_pipeline_partition_sizes(vg_pipeline_t *pipeline, uint64_t *bytes, uint64_t *entities,
+                                   size_t max);
 
 #endif

@@ -175,6 +175,13 @@ typedef struct vg_state_stats {
     int64_t watermark_ms;     /* greatest event time processed */
 } vg_state_stats_t;
 
+/*
+ * The state by home partition (vg_state_set_partition; a restored entity takes the partition
+ * set when it was restored): bytes[p] of encoded state and entities[p] for p < max (zeroed
+ * first); returns 1 + the greatest partition seen. Counts the entities in the cache, so all
+ * of them while the state fits cache_bytes. A walk of the cache: for metrics, not per event.
+ */
+size_t vg_state_partition_sizes(vg_state_t *state, uint64_t *bytes, uint64_t *entities, size_t max);
 /* Fills stats (cheap: no RocksDB scan; stored_estimate is RocksDB's own estimate). */
 void vg_state_stats(vg_state_t *state, vg_state_stats_t *stats);
 

@@ -1366,6 +1366,24 @@ vg_err_t vg_state_restore(vg_state_t *st, const char *entity, const char *key, s
     int64_t last = vg_blob_last_ts(&e->blob);
     if (last != INT64_MIN && last > st->watermark)
         st->watermark = last;
+    e->part = st->part;
     mark_dirty(st, e);
     return VG_OK;
+}
+
+size_t vg_state_partition_sizes(vg_state_t *st, uint64_t *bytes, uint64_t *entities, size_t max)
+{
+    size_t n = 0;
+    memset(bytes, 0, max * sizeof(*bytes));
+    memset(entities, 0, max * sizeof(*entities));
+    for (size_t i = 0; i < st->nslots; i++) {
+        const vg_entity_t *e = st->slots[i].ent;
+        if (!e || e->part < 0 || (size_t)e->part >= max)
+            continue;
+        bytes[e->part] += e->blob.len;
+        entities[e->part]++;
+        if ((size_t)e->part >= n)
+            n = (size_t)e->part + 1;
+    }
+    return n;
 }

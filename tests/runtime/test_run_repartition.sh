@@ -21,7 +21,7 @@ start_broker 16
 n=$(wc -l <"$work/sim/transactions.jsonl")
 
 common=(--brokers "$brokers" --catalog "$VG_SOURCE_DIR/tests/data/span.conf"
-  --rules "$VG_SOURCE_DIR/tests/data/card.rules" --http off --batch-size 300 --group span
+  --rules "$VG_SOURCE_DIR/tests/data/card.rules" --batch-size 300 --group span
   --set engine.topology=repartition --set engine.state.changelog=true --idle-exit 12s
   --set kafka.session.timeout.ms=3000 --set kafka.heartbeat.interval.ms=300)
 
@@ -29,8 +29,12 @@ common=(--brokers "$brokers" --catalog "$VG_SOURCE_DIR/tests/data/span.conf"
   --speedup 43200 --quiet 2>"$work/feed.err" &
 feed=$!
 pids+=($feed)
+port=$((20000 + RANDOM % 20000))
 for inst in a b c; do
-  "$VIGIL" run "${common[@]}" --instance "$inst" --state "$work/state-$inst" 2>"$work/$inst.err" &
+  http=off
+  [[ $inst == a ]] && http=127.0.0.1:$port
+  "$VIGIL" run "${common[@]}" --http "$http" --instance "$inst" --state "$work/state-$inst" \
+    2>"$work/$inst.err" &
   pids+=($!)
   eval "pid_$inst=$!"
 done
@@ -43,6 +47,18 @@ done
 grep -q "topology repartition, 3 stages: card_id (transactions) -> terminal_id (vigil.repartition.terminal_id) -> merchant_id (vigil.repartition.merchant_id)" "$work/a.err" ||
   fail "vigil run did not log its three stages: $(grep topology "$work/a.err")"
 pass "three stages: card_id -> terminal_id -> merchant_id"
+# Operating it: per-stage lag, state by stage and partition, what each stage holds.
+http_get "127.0.0.1:$port" /metrics >"$work/metrics.txt" || fail "no /metrics from instance a"
+# (the assignor balances partition counts over all four topics: a process may hold none of one)
+for want in 'vigil_consumer_lag{topic="vigil.repartition.' 'vigil_state_partition_bytes{stage="' \
+  'vigil_state_partition_entities{stage="' 'vigil_stage_held{topic="vigil.repartition.' \
+  'vigil_state_entities{stage="merchant_id",entity="merchant_id"}' \
+  'vigil_state_cache_bytes{stage="terminal_id"}'; do
+  grep -qF "$want" "$work/metrics.txt" || fail "/metrics has no $want"
+done
+dup=$(grep '^# TYPE' "$work/metrics.txt" | sort | uniq -d)
+[[ -z $dup ]] || fail "/metrics declares a family twice: $dup"
+pass "/metrics shows per-stage lag, state by stage and partition, and what each stage holds"
 victim=$(for inst in a b c; do echo "$(held $inst) $inst"; done | sort -rn | head -1 | cut -d' ' -f2)
 survivors=$(echo a b c | tr ' ' '\n' | grep -v "$victim" | tr '\n' ' ')
 eval "pid_victim=\$pid_$victim"
@@ -50,7 +66,7 @@ kill -9 "$pid_victim"
 wait "$pid_victim" 2>/dev/null || true
 pass "instance $victim ($(held "$victim") transactions partitions) killed with SIGKILL midway ($(consume decisions -f '%s\n' | wc -l) decisions committed so far)"
 sleep 8
-"$VIGIL" run "${common[@]}" --instance "$victim" --state "$work/state-${victim}2" \
+"$VIGIL" run "${common[@]}" --http off --instance "$victim" --state "$work/state-${victim}2" \
   2>"$work/${victim}2.err" &
 pids+=($!)
 pid_new=$!
