@@ -2,15 +2,17 @@
  * align.c - event-time alignment of one repartition partition (align.h).
  *
  * The held transactions form a binary min-heap ordered by (ts, txn_id, src, seq): a total
- * order, so releases do not depend on arrival order. Invariants: every held ts is >= front;
- * front is the smallest watermark of all sources once each has sent one; seen[s] is the
- * greatest sequence number accepted from source s (a record at or below it is a re-send).
+ * order, so releases do not depend on arrival order. Invariants: every held ts is >= rel, the
+ * release limit so far (everything below it was released); rel <= front, the smallest
+ * watermark of all sources once each has sent one; seen[s] is the greatest sequence number
+ * accepted from source s (a record at or below it is a re-send).
  *
  * After vg_align_resume(), records below `replay_until` are ones the committed bookkeeping
- * already accounts for: a transaction among them was released if its ts is below the front
- * (all of those were: late ones at once, the rest by the watermarks that moved the front), and
- * held otherwise; watermarks among them are already in wm[]. Re-sends among them are dropped by
- * a sequence check of their own (rseen), which starts afresh at the restart point.
+ * already accounts for: a transaction among them was released if its ts is below rel (all of
+ * those were: late ones at once, the others by releases up to rel), and held otherwise;
+ * watermarks among them are already in wm[]. Re-sends among them are dropped by a sequence
+ * check of their own (rseen), which starts afresh at the restart point. Nothing is released
+ * until they are all read again (a release would move rel past records not yet re-held).
  */
 #include "engine/align.h"
 
@@ -23,10 +25,12 @@ struct vg_align {
     int64_t *wm;    /* per source, INT64_MIN: none yet */
     int64_t *seen;  /* per source, -1: none */
     int64_t *rseen; /* per source, while replaying */
-    int64_t front;  /* INT64_MIN: not every source has sent a watermark */
+    int64_t front;  /* min(wm): INT64_MIN until every source has sent a watermark */
+    int64_t rel;    /* everything below it was released (INT64_MIN: nothing yet) */
     uint64_t seq;   /* releases so far */
-    uint64_t late;  /* transactions that arrived below the front */
+    uint64_t late;  /* transactions that arrived below rel */
     int64_t replay_until;
+    int64_t read; /* 1 + the greatest offset fed */
     vg_held_t **heap;
     size_t n, cap;
 };
@@ -89,7 +93,7 @@ vg_align_t *vg_align_new(int nsrc)
         a->wm[s] = INT64_MIN;
         a->seen[s] = a->rseen[s] = -1;
     }
-    a->front = INT64_MIN;
+    a->front = a->rel = INT64_MIN;
     a->replay_until = -1;
     return a;
 }
@@ -140,16 +144,18 @@ static vg_held_t *held_new(int64_t offset, int32_t src, uint64_t seq, int64_t ts
 }
 
 void vg_align_data(vg_align_t *a, int64_t offset, int32_t src, uint64_t seq, int64_t ts,
-                   const char *id, size_t idlen, const void *data, size_t len, int emit,
-                   vg_release_cb *cb, void *opaque)
+                   const char *id, size_t idlen, const void *data, size_t len, vg_release_cb *cb,
+                   void *opaque)
 {
+    if (offset + 1 > a->read)
+        a->read = offset + 1;
     if (src < 0 || src >= a->nsrc)
         return;
     if (offset < a->replay_until) {
         if ((int64_t)seq <= a->rseen[src])
             return; /* a re-send, already read in this replay */
         a->rseen[src] = (int64_t)seq;
-        if (ts >= a->front) /* held at the commit: hold it again */
+        if (ts >= a->rel) /* held at the commit: hold it again */
             heap_push(a, held_new(offset, src, seq, ts, id, idlen, data, len));
         return;
     }
@@ -157,17 +163,18 @@ void vg_align_data(vg_align_t *a, int64_t offset, int32_t src, uint64_t seq, int
         return; /* a re-send: its first copy was taken */
     a->seen[src] = (int64_t)seq;
     vg_held_t *h = held_new(offset, src, seq, ts, id, idlen, data, len);
-    if (a->front != INT64_MIN && ts < a->front) {
+    if (a->rel != INT64_MIN && ts < a->rel) {
         a->late++;
-        cb(opaque, h, a->seq++, emit);
+        cb(opaque, h, a->seq++);
         return;
     }
     heap_push(a, h);
 }
 
-void vg_align_watermark(vg_align_t *a, int64_t offset, int32_t src, int64_t wm, int emit,
-                        vg_release_cb *cb, void *opaque)
+void vg_align_watermark(vg_align_t *a, int64_t offset, int32_t src, int64_t wm)
 {
+    if (offset + 1 > a->read)
+        a->read = offset + 1;
     if (src < 0 || src >= a->nsrc || offset < a->replay_until || wm <= a->wm[src])
         return;
     a->wm[src] = wm;
@@ -175,11 +182,23 @@ void vg_align_watermark(vg_align_t *a, int64_t offset, int32_t src, int64_t wm, 
     for (int s = 0; s < a->nsrc; s++)
         if (a->wm[s] < front)
             front = a->wm[s];
-    if (front == INT64_MIN || front <= a->front)
-        return;
     a->front = front;
-    while (a->n && a->heap[0]->ts < front)
-        cb(opaque, heap_pop(a), a->seq++, emit);
+}
+
+int64_t vg_align_limit(const vg_align_t *a)
+{
+    return a->read < a->replay_until ? a->rel : a->front;
+}
+
+void vg_align_release(vg_align_t *a, int64_t limit, vg_release_cb *cb, void *opaque)
+{
+    if (limit > vg_align_limit(a))
+        limit = vg_align_limit(a);
+    if (limit == INT64_MIN || limit <= a->rel)
+        return;
+    a->rel = limit;
+    while (a->n && a->heap[0]->ts < limit)
+        cb(opaque, heap_pop(a), a->seq++);
 }
 
 int64_t vg_align_low(const vg_align_t *a)
@@ -196,6 +215,11 @@ int64_t vg_align_front(const vg_align_t *a)
     return a->front;
 }
 
+int64_t vg_align_released(const vg_align_t *a)
+{
+    return a->rel;
+}
+
 size_t vg_align_held(const vg_align_t *a)
 {
     return a->n;
@@ -208,7 +232,7 @@ uint64_t vg_align_late(const vg_align_t *a)
 
 void vg_align_encode(const vg_align_t *a, vg_buf_t *out)
 {
-    vg_buf_printf(out, "%lld %llu %lld %d", (long long)a->front, (unsigned long long)a->seq,
+    vg_buf_printf(out, "%lld %llu %lld %d", (long long)a->rel, (unsigned long long)a->seq,
                   (long long)a->replay_until, a->nsrc);
     for (int s = 0; s < a->nsrc; s++)
         vg_buf_printf(out, " %lld:%lld", (long long)a->wm[s], (long long)a->seen[s]);
@@ -216,13 +240,13 @@ void vg_align_encode(const vg_align_t *a, vg_buf_t *out)
 
 int vg_align_resume(vg_align_t *a, const char *text, int64_t next, char *errbuf, size_t errlen)
 {
-    long long front, until, wm, seen;
+    long long rel, until, wm, seen;
     unsigned long long seq;
     int nsrc, used;
-    if (sscanf(text, "%lld %llu %lld %d%n", &front, &seq, &until, &nsrc, &used) != 4 ||
+    if (sscanf(text, "%lld %llu %lld %d%n", &rel, &seq, &until, &nsrc, &used) != 4 ||
         nsrc != a->nsrc) {
         vg_errf(errbuf, errlen, VG_ERR_STATE,
-                "alignment bookkeeping '%.60s': expected FRONT RELEASED UNTIL %d WM:SEQ...", text,
+                "alignment bookkeeping '%.60s': expected LIMIT RELEASED UNTIL %d WM:SEQ...", text,
                 a->nsrc);
         return -1;
     }
@@ -238,7 +262,11 @@ int vg_align_resume(vg_align_t *a, const char *text, int64_t next, char *errbuf,
         a->rseen[i] = -1;
         s += used;
     }
-    a->front = front;
+    a->front = INT64_MAX;
+    for (int i = 0; i < nsrc; i++)
+        if (a->wm[i] < a->front)
+            a->front = a->wm[i];
+    a->rel = rel;
     a->seq = seq;
     /* a commit made while still re-reading: what it had not re-read yet was read before */
     a->replay_until = until > next ? until : next;

@@ -3,20 +3,23 @@
  *
  * A stage of the repartition topology (docs/scaling.md) receives each transaction from one of
  * nsrc upstream partitions, with that source's sequence number, and from every source a
- * watermark W ("everything I will still send has ts >= W"). The aligner holds transactions
- * and releases, in (ts, txn_id) order, those below the smallest watermark of all sources:
- * the order a single process replaying the log sorted by time processes them in, whatever
- * the interleaving of the sources and wherever a failover moved them.
+ * watermark W ("nothing below W will come from me"). The aligner holds transactions; its front
+ * is the smallest watermark of all sources, and vg_align_release() lets go, in (ts, txn_id)
+ * order, of those below a limit no greater than the front. The caller gives every partition
+ * of a stage it holds the same limit (the smallest of their fronts) and merges what they
+ * release: so a process handles a stage's transactions in time order, as a single process
+ * replaying the log sorted by time does, whatever the interleaving of the sources and wherever
+ * a failover moved them.
  *
  * Exactly once across crashes: a source that re-sends (the same record, the same sequence
  * number, after its own crash) is deduplicated; and what the aligner holds needs no storage of
- * its own. Its bookkeeping (vg_align_encode: the front, the watermarks, the last sequence per
- * source, its own release count) is committed with the state, and a restart re-reads the
- * partition from the smallest offset still held (vg_align_low) with vg_align_resume(): records
- * read before the commit are held again if they were held then, skipped if released.
+ * its own. Its bookkeeping (vg_align_encode: the release limit, the watermarks, the last
+ * sequence per source, its release count) is committed with the state, and a restart re-reads
+ * the partition from the smallest offset still held (vg_align_low) with vg_align_resume():
+ * records read before the commit are held again if they were held then, skipped if released.
  *
- * A transaction arriving below the front (its source was not in time order) is released at
- * once, in arrival order, and counted as late: the one case where the order is not exact.
+ * A transaction arriving below the release limit (its source was not in time order) is
+ * released at once and counted as late: the one case where the order is not exact.
  */
 #ifndef VG_ALIGN_H
 #define VG_ALIGN_H
@@ -37,10 +40,9 @@ typedef struct vg_held {
     size_t len;
 } vg_held_t;
 
-/* Receives one released transaction (ownership: free with vg_held_free), its release number
- * in this partition (0, 1, ...: the sequence number for the next stage), and emit = 0 if the
- * record that released it lies below the caller's emit boundary (rebuilding after a crash). */
-typedef void vg_release_cb(void *opaque, vg_held_t *held, uint64_t seq, int emit);
+/* Receives one released transaction (ownership: free with vg_held_free) and its release number
+ * in this partition (0, 1, ...: the sequence number for the next stage). */
+typedef void vg_release_cb(void *opaque, vg_held_t *held, uint64_t seq);
 
 typedef struct vg_align vg_align_t;
 
@@ -48,23 +50,30 @@ vg_align_t *vg_align_new(int nsrc);
 void vg_align_free(vg_align_t *align);
 void vg_held_free(vg_held_t *held);
 
-/* A transaction record at offset (src, seq, ts, id: its header; data/len copied). */
+/* A transaction record at offset (src, seq, ts, id: its header; data/len copied): held, or
+ * released at once (cb) if late. */
 void vg_align_data(vg_align_t *align, int64_t offset, int32_t src, uint64_t seq, int64_t ts,
-                   const char *id, size_t idlen, const void *data, size_t len, int emit,
-                   vg_release_cb *cb, void *opaque);
+                   const char *id, size_t idlen, const void *data, size_t len, vg_release_cb *cb,
+                   void *opaque);
 /* A watermark record at offset: source src will send nothing below wm any more. */
-void vg_align_watermark(vg_align_t *align, int64_t offset, int32_t src, int64_t wm, int emit,
-                        vg_release_cb *cb, void *opaque);
+void vg_align_watermark(vg_align_t *align, int64_t offset, int32_t src, int64_t wm);
+/* What this partition can release below: its front; while re-reading after a restart, the
+ * committed release limit. A process gives every partition of a stage the smallest of these. */
+int64_t vg_align_limit(const vg_align_t *align);
+/* Releases (cb), in (ts, txn_id) order, the held transactions below min(limit,
+ * vg_align_limit()). */
+void vg_align_release(vg_align_t *align, int64_t limit, vg_release_cb *cb, void *opaque);
 
 /* Smallest offset of a held record, -1 if none: where a restart must read from. */
 int64_t vg_align_low(const vg_align_t *align);
-/* The front: every transaction below it has been released. INT64_MIN until every source
- * has sent a watermark. */
+/* The front: the smallest watermark of all sources, INT64_MIN until each has sent one. */
 int64_t vg_align_front(const vg_align_t *align);
+/* The release limit so far: every transaction below it has been released (INT64_MIN: none). */
+int64_t vg_align_released(const vg_align_t *align);
 size_t vg_align_held(const vg_align_t *align);
 uint64_t vg_align_late(const vg_align_t *align);
 
-/* The bookkeeping, one line of text without newline: "FRONT RELEASED UNTIL NSRC WM:SEQ ...". */
+/* The bookkeeping, one line of text without newline: "LIMIT RELEASED UNTIL NSRC WM:SEQ ...". */
 void vg_align_encode(const vg_align_t *align, vg_buf_t *out);
 /* Restores the bookkeeping of a commit (a fresh aligner of the same nsrc): records below
  * offset `next` (the commit's input position) were read before it. -1 with errbuf if the text

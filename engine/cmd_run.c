@@ -565,7 +565,7 @@ static vg_err_t emit(void *opaque, const vg_output_t *out)
 }
 
 /* An aligner released a transaction: it becomes an input of the stage's batch. */
-static void on_release(void *opaque, vg_held_t *h, uint64_t seq, int emit_it)
+static void on_release(void *opaque, vg_held_t *h, uint64_t seq)
 {
     vg_stage_t *st = opaque;
     vg_fwd_t f;
@@ -583,7 +583,7 @@ static void on_release(void *opaque, vg_held_t *h, uint64_t seq, int emit_it)
         .partition = st->cur_part,
         .offset = h->offset,
         .timestamp_ms = f.kts,
-        .emit = emit_it,
+        .emit = 1, /* restored from the changelog, a stage is never behind its commit */
         .feats = f.nfeat == vg_pipeline_feature_count(st->pipeline) ? f.feats : NULL,
     };
     st->seq[st->n] = seq;
@@ -591,7 +591,7 @@ static void on_release(void *opaque, vg_held_t *h, uint64_t seq, int emit_it)
 }
 
 /* A message of stage st's topic: to its partition's aligner. */
-static void stage_read(vg_run_t *r, vg_stage_t *st, vg_tp_t *tp, const vg_msg_t *m, int emit_it)
+static void stage_read(vg_run_t *r, vg_stage_t *st, vg_tp_t *tp, const vg_msg_t *m)
 {
     if (!tp->align)
         return;
@@ -602,10 +602,10 @@ static void stage_read(vg_run_t *r, vg_stage_t *st, vg_tp_t *tp, const vg_msg_t 
     if (m->len == 16 && memcmp(m->value, "VGW1", 4) == 0) {
         memcpy(&src, m->value + 4, 4);
         memcpy(&wm, m->value + 8, 8);
-        vg_align_watermark(tp->align, m->offset, (int32_t)src, wm, emit_it, on_release, st);
+        vg_align_watermark(tp->align, m->offset, (int32_t)src, wm);
     } else if (fwd_parse(m->value, m->len, &f) == 0) {
         vg_align_data(tp->align, m->offset, f.src, f.seq, f.ts, f.id, f.idlen, m->value, m->len,
-                      emit_it, on_release, st);
+                      on_release, st);
     } else if (r->bad_forwards++ == 0) {
         vg_error("run", "%s [%d] offset %lld: not a forward record or watermark (skipped)",
                  st->topic, (int)m->partition, (long long)m->offset);
@@ -625,6 +625,66 @@ static int idle_watermark_due(const vg_run_t *r, int64_t now_ms)
     return 0;
 }
 
+/* The release order of a stage's batch: (ts, txn_id), then partition. */
+static const vg_stage_t *sort_stage;
+static int cmp_release(const void *x, const void *y)
+{
+    const vg_held_t *a = sort_stage->held[*(const size_t *)x];
+    const vg_held_t *b = sort_stage->held[*(const size_t *)y];
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    size_t n = a->idlen < b->idlen ? a->idlen : b->idlen;
+    int c = memcmp(a->id, b->id, n);
+    if (c || a->idlen != b->idlen)
+        return c ? c : (a->idlen < b->idlen ? -1 : 1);
+    return (int)(sort_stage->in[*(const size_t *)x].partition -
+                 sort_stage->in[*(const size_t *)y].partition);
+}
+
+/* Releases what every stage's partitions held here can let go of: below the smallest of their
+ * fronts, so that a partition whose sources are read ahead does not run ahead of the others;
+ * then merges the partitions' releases into one time order (what a replay sorted by time gives:
+ * entity expiry follows the greatest time processed, docs/features.md). Late arrivals, already
+ * in the list, are sorted in with the rest. */
+static void stages_release(vg_run_t *r)
+{
+    for (int k = 1; k < r->nstages; k++) {
+        vg_stage_t *st = &r->stages[k];
+        int64_t limit = INT64_MAX;
+        for (size_t i = 0; i < r->ntps; i++)
+            if (r->tps[i].topic_idx == TP_REPART(k) && r->tps[i].align &&
+                vg_align_limit(r->tps[i].align) < limit)
+                limit = vg_align_limit(r->tps[i].align);
+        for (size_t i = 0; i < r->ntps; i++)
+            if (r->tps[i].topic_idx == TP_REPART(k) && r->tps[i].align) {
+                st->cur_part = r->tps[i].partition;
+                vg_align_release(r->tps[i].align, limit, on_release, st);
+            }
+        if (st->n < 2)
+            continue;
+        size_t *order = vg_xmalloc(st->n * sizeof(*order));
+        for (size_t i = 0; i < st->n; i++)
+            order[i] = i;
+        sort_stage = st;
+        qsort(order, st->n, sizeof(*order), cmp_release);
+        vg_input_t *in = vg_xmalloc(st->n * sizeof(*in));
+        uint64_t *seq = vg_xmalloc(st->n * sizeof(*seq));
+        vg_held_t **held = vg_xmalloc(st->n * sizeof(*held));
+        for (size_t i = 0; i < st->n; i++) {
+            in[i] = st->in[order[i]];
+            seq[i] = st->seq[order[i]];
+            held[i] = st->held[order[i]];
+        }
+        memcpy(st->in, in, st->n * sizeof(*in));
+        memcpy(st->seq, seq, st->n * sizeof(*seq));
+        memcpy(st->held, held, st->n * sizeof(*held));
+        free(order);
+        free(in);
+        free(seq);
+        free(held);
+    }
+}
+
 /* Sends the watermark of each input partition of each forwarding stage that moved: a stage's
  * input partition promises nothing below it any more (stage 0: its greatest ts, the
  * transactions topic being in time order per partition; stage k: its aligner's front). In a
@@ -638,7 +698,7 @@ static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, int idle, char *err
         if (!tp->assigned || (tp->topic_idx != TP_TXNS && tp->topic_idx != TP_REPART(k)) ||
             !r->stages[k].next_topic)
             continue;
-        int64_t wm = k == 0 ? tp->maxts : vg_align_front(tp->align);
+        int64_t wm = k == 0 ? tp->maxts : vg_align_released(tp->align);
         if (k == 0 && idle && !tp->idle_sent && now_ms - tp->last_msg_ms >= r->idle_ms) {
             /* once per pause: a partition not read to its end has a message coming */
             int64_t end = vg_consumer_end_offset(r->consumer, TP_TXNS, tp->partition);
@@ -1196,6 +1256,11 @@ static vg_err_t stages_plan(vg_run_t *r, const vg_pipeline_opts_t *base, char *e
                                 : NULL;
     const char *prefix = vg_config_str(r->config, "topics", "repartition");
     if (strcmp(vg_config_str(r->config, "engine", "topology"), "repartition") == 0) {
+        /* A stage restores its aligner from its changelog's markers: without them a restart
+         * could not tell which of the transactions it releases again it had emitted. */
+        if (!changelog)
+            return vg_errf(errbuf, errlen, VG_ERR_CONFIG,
+                           "engine.topology = repartition needs engine.state.changelog = true");
         vg_schema_t schema;
         vg_schema_init(&schema);
         vg_catalog_t *c = vg_catalog_load(base->catalog_path, &schema, errbuf, errlen);
@@ -1611,7 +1676,7 @@ int vg_cmd_run(int argc, char **argv)
                     .emit = emit_it,
                 };
             } else {
-                stage_read(r, &r->stages[stage_of(t)], tp, &msgs[i], emit_it);
+                stage_read(r, &r->stages[stage_of(t)], tp, &msgs[i]);
             }
             if (t != TP_LABELS)
                 tp->changed = 1;
@@ -1636,6 +1701,7 @@ int vg_cmd_run(int argc, char **argv)
                     r->producer, vg_config_str(r->config, "topics", "decisions"), msgs[i].key,
                     msgs[i].keylen, msgs[i].value, msgs[i].len, errbuf, sizeof(errbuf));
         } else {
+            stages_release(r);
             for (int k = 0; k < r->nstages && !perr; k++) {
                 vg_stage_t *st = &r->stages[k];
                 vg_sink_t sink = {st, emit};

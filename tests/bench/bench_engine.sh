@@ -8,7 +8,8 @@
 #       same with engine.state.checkpoint.interval = 10s (state written every 10 s, not every
 #       batch: what a deployment on Apache Kafka or Redpanda can use; docs/operations.md);
 #   (c) the same with the state changelog on (and with checkpoints too, for the throughput),
-#       then a restore of all of it into a fresh process.
+#       then a restore of all of it into a fresh process;
+#   (d) the repartition topology in one process (a stage per entity type spanning partitions).
 # Sustained throughput of both over the same backlog of N transactions, and their ratio; then
 # end-to-end latency (Kafka timestamp of the transaction -> commit of its decision) at a
 # fixed offered rate, exactly-once and at-least-once, passthrough beside the engine (what the
@@ -21,7 +22,8 @@
 # usage: tests/bench/bench_engine.sh [N] [RATE]   (defaults 300000 transactions, 5000/s)
 # env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 20000),
 #        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20),
-#        LAT_ARGS (more flags for the latency runs), NO_CHANGELOG=1 (skip the changelog runs)
+#        LAT_ARGS (more flags for the latency runs), NO_CHANGELOG=1 (skip the changelog runs),
+#        NO_REPARTITION=1 (skip the repartition run)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VIGIL=${VIGIL:-build/vigil}
@@ -93,6 +95,25 @@ if [[ -z ${NO_CHANGELOG:-} ]]; then
     2>"$work/restore.log" || { tail -5 "$work/restore.log" >&2; exit 1; }
   printf '%-44s %s\n' "restore into an empty state" \
     "$(grep -o 'restored .*' "$work/restore.log" | sed 's/ from vigil.changelog//')"
+fi
+
+if [[ -z ${NO_REPARTITION:-} ]]; then
+  # (d) the repartition topology in one process: card, device, IP, terminal and merchant
+  # stages over their own topics, with their changelogs (what several processes need for
+  # exact features across partitions). Its throughput is decisions per second from the first message to the last
+  # commit (the consumed count includes the stages' own records); watermark.idle is short so
+  # that the end of the backlog is released at once.
+  echo "== the repartition topology, one process" >&2
+  "$VIGIL" run --brokers "$brokers" --group bench-repartition --state "$work/state-repartition" \
+    --http off --batch-size "$BATCH" --batch-ms "$BATCH_MS" "${model[@]}" \
+    --set engine.topology=repartition --set engine.state.changelog=true \
+    --set engine.watermark.idle=200ms --idle-exit 10s \
+    2>"$work/repartition.log" || { tail -5 "$work/repartition.log" >&2; exit 1; }
+  stages=$(grep -o 'topology repartition, [0-9]* stages' "$work/repartition.log" | grep -o '[0-9]*')
+  tx=$(grep -o 'stopped: [0-9]* consumed, [0-9]* transactions' "$work/repartition.log" | awk '{print $4}')
+  secs=$(grep -o 'messages in [0-9.]* s' "$work/repartition.log" | awk '{print $3}')
+  awk -v t="$tx" -v s="$secs" -v k="$stages" -v n="$N" 'BEGIN {
+    printf "%-44s %10.0f tx/s (%d of %d decided)\n", "engine, topology repartition (" k " stages)", t / s, t, n }'
 fi
 
 latency() { # NAME GUARANTEE [ARGS]: engine at the offered rate, on a fresh broker; p50/p99

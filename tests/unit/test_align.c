@@ -1,8 +1,9 @@
 /*
  * test_align.c - the repartition aligner (engine/align.c) against a brute-force reference:
- * whatever the interleaving of the sources, their re-sends, and crashes with a restart from
- * the committed bookkeeping, the transactions come out exactly once each, in (ts, txn_id)
- * order, numbered 0, 1, 2, ...
+ * whatever the interleaving of the sources, their re-sends, where the releases happen, and
+ * crashes with a restart from the committed bookkeeping, the transactions come out exactly
+ * once each, in (ts, txn_id) order, numbered 0, 1, 2, ... Several partitions given the same
+ * limit (as a process gives every partition of a stage) release, merged, in that order too.
  */
 #include "engine/align.h"
 #include "vg_test.h"
@@ -21,8 +22,8 @@ typedef struct rec {
 typedef struct out {
     char ids[4096][16];
     uint64_t seqs[4096];
+    int64_t ts[4096];
     size_t n;
-    size_t unemitted;
 } out_t;
 
 static uint64_t rng = 88172645463325252ULL;
@@ -34,24 +35,27 @@ static uint64_t next_rand(void)
     return rng;
 }
 
-static void on_release(void *opaque, vg_held_t *h, uint64_t seq, int emit)
+static void on_release(void *opaque, vg_held_t *h, uint64_t seq)
 {
     out_t *o = opaque;
     if (o->n < 4096) {
         snprintf(o->ids[o->n], 16, "%.*s", (int)h->idlen, h->id);
+        o->ts[o->n] = h->ts;
         o->seqs[o->n++] = seq;
     }
-    o->unemitted += !emit;
     vg_held_free(h);
 }
 
+/* One record; then, one time in four (a batch's end), a release up to the front. */
 static void feed(vg_align_t *a, const rec_t *r, int64_t offset, out_t *o)
 {
     if (r->wm)
-        vg_align_watermark(a, offset, r->src, r->ts, 1, on_release, o);
+        vg_align_watermark(a, offset, r->src, r->ts);
     else
         vg_align_data(a, offset, r->src, r->seq, r->ts, r->id, strlen(r->id), r->id, strlen(r->id),
-                      1, on_release, o);
+                      on_release, o);
+    if (next_rand() % 4 == 0)
+        vg_align_release(a, INT64_MAX, on_release, o);
 }
 
 static int cmp_rec(const void *x, const void *y)
@@ -129,6 +133,7 @@ static void test_order_and_resends(void)
         out_t *o = calloc(1, sizeof(*o));
         for (size_t i = 0; i < n; i++)
             feed(a, &log[i], (int64_t)i, o);
+        vg_align_release(a, INT64_MAX, on_release, o);
         check_out(o, want, nwant);
         VG_CHECK_INT(vg_align_held(a), 0);
         VG_CHECK_INT(vg_align_late(a), 0);
@@ -137,9 +142,6 @@ static void test_order_and_resends(void)
         vg_align_free(a);
     }
 }
-
-/* Crash after a commit at a random offset (up to two crashes per log): a new aligner resumes
- * from the encoded bookkeeping and re-reads from vg_align_low (or the commit's position). */
 static void test_resume(void)
 {
     static rec_t log[40000], want[4096];
@@ -172,6 +174,7 @@ static void test_resume(void)
         }
         for (; i < n; i++)
             feed(a, &log[i], (int64_t)i, o);
+        vg_align_release(a, INT64_MAX, on_release, o);
         check_out(o, want, nwant);
         VG_CHECK_INT(vg_align_held(a), 0);
         free(o);
@@ -179,27 +182,91 @@ static void test_resume(void)
     }
 }
 
-/* A source out of time order: what arrives below the front is released at once, counted. */
+/* Two partitions of a stage read the same sources (watermarks to both, each transaction to
+ * one) at their own pace; at random points both release up to the smaller of their fronts,
+ * as a process does. Each step's releases, merged and sorted, follow on from the previous
+ * step's: all in global (ts, txn_id) order. */
+typedef struct merged {
+    int64_t ts;
+    char id[16];
+} merged_t;
+
+static int cmp_merged(const void *x, const void *y)
+{
+    const merged_t *a = x, *b = y;
+    return a->ts != b->ts ? (a->ts < b->ts ? -1 : 1) : strcmp(a->id, b->id);
+}
+
+static void test_partitions_share_a_limit(void)
+{
+    static rec_t log[40000], want[4096];
+    static merged_t merged[4096];
+    for (int round = 0; round < 100; round++) {
+        int nsrc = 1 + (int)(next_rand() % 6);
+        size_t nwant, n = make_log(nsrc, log, want, &nwant), nm = 0;
+        vg_align_t *p[2] = {vg_align_new(nsrc), vg_align_new(nsrc)};
+        out_t *step = calloc(1, sizeof(*step));
+        size_t pos[2] = {0, 0};
+        while (pos[0] < n || pos[1] < n) {
+            int q = pos[1] >= n || (pos[0] < n && next_rand() % 2) ? 0 : 1;
+            for (size_t b = 1 + next_rand() % 30; b && pos[q] < n; b--, pos[q]++) {
+                const rec_t *r = &log[pos[q]];
+                if (r->wm)
+                    vg_align_watermark(p[q], (int64_t)pos[q], r->src, r->ts);
+                else if ((r->id[6] - '0') % 2 == q) /* each transaction to one partition */
+                    vg_align_data(p[q], (int64_t)pos[q], r->src, r->seq, r->ts, r->id,
+                                  strlen(r->id), r->id, strlen(r->id), on_release, step);
+            }
+            int64_t f0 = vg_align_limit(p[0]), f1 = vg_align_limit(p[1]);
+            step->n = 0;
+            vg_align_release(p[0], f0 < f1 ? f0 : f1, on_release, step);
+            vg_align_release(p[1], f0 < f1 ? f0 : f1, on_release, step);
+            for (size_t i = 0; i < step->n && nm < 4096; i++) {
+                merged[nm].ts = step->ts[i];
+                memcpy(merged[nm++].id, step->ids[i], 16);
+            }
+            qsort(merged + nm - step->n, step->n, sizeof(*merged), cmp_merged);
+        }
+        size_t bad = 0;
+        for (size_t i = 0; i < nm && i < nwant; i++)
+            bad += strcmp(merged[i].id, want[i].id) != 0;
+        VG_CHECK_INT(nm, nwant);
+        VG_CHECK_INT(bad, 0);
+        VG_CHECK_INT(vg_align_late(p[0]) + vg_align_late(p[1]), 0);
+        free(step);
+        vg_align_free(p[0]);
+        vg_align_free(p[1]);
+    }
+}
+
+/* A source out of time order: what arrives below the release limit is released at once. */
 static void test_late_and_errors(void)
 {
     vg_align_t *a = vg_align_new(2);
     out_t *o = calloc(1, sizeof(*o));
-    vg_align_data(a, 0, 0, 1, 100, "a", 1, "a", 1, 1, on_release, o);
-    vg_align_watermark(a, 1, 0, 150, 1, on_release, o);
+    vg_align_data(a, 0, 0, 1, 100, "a", 1, "a", 1, on_release, o);
+    vg_align_watermark(a, 1, 0, 150);
+    vg_align_release(a, INT64_MAX, on_release, o);
     VG_CHECK_INT(o->n, 0); /* source 1 has said nothing yet */
     VG_CHECK(vg_align_front(a) == INT64_MIN);
-    vg_align_watermark(a, 2, 1, 120, 0, on_release, o);
-    VG_CHECK_INT(o->n, 1);
-    VG_CHECK_INT(o->unemitted, 1); /* released by a record below the emit boundary */
+    vg_align_watermark(a, 2, 1, 120);
     VG_CHECK_INT(vg_align_front(a), 120);
-    vg_align_data(a, 3, 1, 1, 110, "b", 1, "b", 1, 1, on_release, o);
+    vg_align_release(a, 110, on_release, o); /* another partition's front is at 110 */
+    VG_CHECK_INT(o->n, 1);
+    VG_CHECK_INT(vg_align_released(a), 110);
+    vg_align_data(a, 3, 1, 1, 105, "b", 1, "b", 1, on_release, o);
     VG_CHECK_INT(o->n, 2);
     VG_CHECK_STR(o->ids[1], "b");
     VG_CHECK_INT(vg_align_late(a), 1);
+    vg_align_data(a, 4, 1, 2, 115, "c", 1, "c", 1, on_release, o);
+    VG_CHECK_INT(o->n, 2); /* 115: not below the limit */
+    vg_align_release(a, INT64_MAX, on_release, o);
+    VG_CHECK_INT(o->n, 3);
+    VG_CHECK_INT(vg_align_released(a), 120);
     char err[256];
     vg_align_t *b = vg_align_new(3);
     VG_CHECK_INT(vg_align_resume(b, "120 2 -1 2 150:1 120:1", 4, err, sizeof(err)), -1);
-    VG_CHECK_STR(err, "alignment bookkeeping '120 2 -1 2 150:1 120:1': expected FRONT RELEASED "
+    VG_CHECK_STR(err, "alignment bookkeeping '120 2 -1 2 150:1 120:1': expected LIMIT RELEASED "
                       "UNTIL 3 WM:SEQ...");
     VG_CHECK_INT(vg_align_resume(b, "120 2 -1 3 150:1 120:1", 4, err, sizeof(err)), -1);
     VG_CHECK_STR(err, "alignment bookkeeping: source 2 of 3 is missing or not WM:SEQ");
@@ -212,6 +279,7 @@ int main(void)
 {
     VG_RUN(test_order_and_resends);
     VG_RUN(test_resume);
+    VG_RUN(test_partitions_share_a_limit);
     VG_RUN(test_late_and_errors);
     return vg_test_done();
 }
