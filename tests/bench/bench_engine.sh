@@ -23,7 +23,7 @@
 # env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 20000),
 #        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20),
 #        LAT_ARGS (more flags for the latency runs), NO_CHANGELOG=1 (skip the changelog runs),
-#        NO_REPARTITION=1 (skip the repartition run)
+#        NO_REPARTITION=1 (skip the repartition run), NO_LATENCY=1 (throughput only)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VIGIL=${VIGIL:-build/vigil}
@@ -140,6 +140,7 @@ latency() { # NAME GUARANTEE [ARGS]: engine at the offered rate, on a fresh brok
   # where a batch's time went, for reading the tail
   printf '%-44s %s\n' "" "$(grep -o 'per batch: .*' "$work/lat-$name.log")"
 }
+[[ -n ${NO_LATENCY:-} ]] && exit 0
 echo "== end-to-end latency at $RATE transactions/s offered" >&2
 printf '%-44s %s\n' "passthrough, exactly once" "$(latency pt-eos exactly_once --passthrough)"
 printf '%-44s %s\n' "engine, exactly once" "$(latency eos exactly_once "${model[@]}")"

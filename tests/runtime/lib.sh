@@ -2,6 +2,7 @@
 #
 #   start_broker [PARTITIONS] [EXTRA FLAGS...]   starts `vigil broker`, sets $brokers
 #   consume TOPIC                                 prints a topic's committed messages (read_committed)
+#   check_group DECISIONS REF N VICTIM            exactly once across a group (test_run_scale.sh)
 #   fail MESSAGE                                  fails the test
 #   pass MESSAGE                                  counts a passed check
 #
@@ -63,4 +64,51 @@ PY
 
 consume() {
   kcat -b "$brokers" -C -t "$1" -e -q -X isolation.level=read_committed "${@:2}"
+}
+
+# check_group DECISIONS REF N VICTIM: DECISIONS is `consume decisions -f '%h\t%s\n'` from a group
+# whose instance VICTIM was killed, REF the reference decisions (JSON lines). The local broker
+# shows the batch open at the kill (test_run_crash.sh): one batch of the killed process (the
+# VICTIM instance's first) is removed if every one of its transactions was decided again
+# elsewhere. What remains must be exactly one decision per transaction, N of them, each
+# identical to the reference's (differences are counted by field).
+check_group() {
+  python3 - "$@" <<'PY'
+import collections, json, sys
+ref = {json.loads(l)["txn_id"]: l.rstrip("\n") for l in open(sys.argv[2])}
+n = int(sys.argv[3])
+batches = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    headers, body = line.rstrip("\n").split("\t", 1)
+    batch = dict(h.split("=", 1) for h in headers.split(","))["vigil.batch"]
+    batches[batch].append((json.loads(body)["txn_id"], body))
+# batch ids are INSTANCE.PID.START_MS:SEQ; the killed process is the victim instance's first
+victim = sys.argv[4]
+procs = sorted({b.split(":")[0] for b in batches if b.startswith(victim + ".")}, key=lambda r: int(r.rsplit(".", 1)[1]))
+killed = procs[0] if procs else None
+elsewhere = collections.Counter(t for b, items in batches.items() if b.split(":")[0] != killed for t, _ in items)
+redone = [b for b, items in batches.items() if b.split(":")[0] == killed and all(elsewhere[t] for t, _ in items)]
+kept = [(t, body) for b, items in batches.items() if b not in redone for t, body in items]
+print(f"  {sum(len(v) for v in batches.values())} decisions in {len(batches)} batches from "
+      f"{len({b.split(':')[0] for b in batches})} processes; {len(redone)} batch(es) of the killed "
+      f"process decided again elsewhere")
+ok = True
+if len(redone) > 1:
+    print(f"FAIL: {len(redone)} batches decided twice, more than the one open at the kill"); ok = False
+once = collections.Counter(t for t, _ in kept)
+dups = [t for t, c in once.items() if c > 1]
+if len(kept) != n or set(once) != set(ref) or dups:
+    print(f"FAIL: {len(kept)} decisions for {len(once)} transactions ({len(dups)} decided twice, e.g. "
+          f"{dups[:1]}), expected {n}"); ok = False
+diff = collections.Counter()
+for t, body in kept:
+    if t in ref and body != ref[t]:
+        got, want = json.loads(body), json.loads(ref[t])
+        diff["(whole record)"] += 1
+        for k, v in want.get("features", {}).items():
+            diff[k] += got.get("features", {}).get(k) != v
+if diff:
+    print(f"FAIL: decisions differ from the reference's, by field: {dict(+diff)}"); ok = False
+sys.exit(0 if ok else 1)
+PY
 }

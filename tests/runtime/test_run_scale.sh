@@ -84,37 +84,6 @@ consume ref_decisions -f '%s\n' | sort >"$work/ref.jsonl"
 [[ $(wc -l <"$work/ref.jsonl") -eq $n ]] || fail "reference run decided $(wc -l <"$work/ref.jsonl") of $n"
 
 consume decisions -f '%h\t%s\n' >"$work/scale.txt"
-python3 - "$work/scale.txt" "$work/ref.jsonl" "$n" "$victim" <<'PY' || fail "exactly-once check failed"
-import collections, json, sys
-ref = {json.loads(l)["txn_id"]: l.rstrip("\n") for l in open(sys.argv[2])}
-n = int(sys.argv[3])
-batches = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    headers, body = line.rstrip("\n").split("\t", 1)
-    batch = dict(h.split("=", 1) for h in headers.split(","))["vigil.batch"]
-    batches[batch].append((json.loads(body)["txn_id"], body))
-# batch ids are INSTANCE.PID.START_MS:SEQ; the killed process is the victim instance's first
-victim = sys.argv[4]
-procs = sorted({b.split(":")[0] for b in batches if b.startswith(victim + ".")}, key=lambda r: int(r.rsplit(".", 1)[1]))
-killed = procs[0] if procs else None
-elsewhere = collections.Counter(t for b, items in batches.items() if b.split(":")[0] != killed for t, _ in items)
-redone = [b for b, items in batches.items() if b.split(":")[0] == killed and all(elsewhere[t] for t, _ in items)]
-kept = [(t, body) for b, items in batches.items() if b not in redone for t, body in items]
-print(f"  {sum(len(v) for v in batches.values())} decisions in {len(batches)} batches from "
-      f"{len({b.split(':')[0] for b in batches})} processes; {len(redone)} batch(es) of the killed "
-      f"process decided again elsewhere")
-ok = True
-if len(redone) > 1:
-    print(f"FAIL: {len(redone)} batches decided twice, more than the one open at the kill"); ok = False
-once = collections.Counter(t for t, _ in kept)
-dups = [t for t, c in once.items() if c > 1]
-if len(kept) != n or set(once) != set(ref) or dups:
-    print(f"FAIL: {len(kept)} decisions for {len(once)} transactions ({len(dups)} decided twice, e.g. "
-          f"{dups[:1]}), expected {n}"); ok = False
-diff = [t for t, body in kept if ref.get(t) != body]
-if diff:
-    print(f"FAIL: {len(diff)} decisions differ from the single-process run, e.g. {diff[0]}"); ok = False
-sys.exit(0 if ok else 1)
-PY
+check_group "$work/scale.txt" "$work/ref.jsonl" "$n" "$victim" || fail "exactly-once check failed"
 pass "exactly one committed decision per transaction ($n) across the group, each identical to the single-process run's"
 done_ok
