@@ -168,6 +168,19 @@ struct vg_state {
     int ring_width[VG_MAX_RINGS]; /* ring -> its width's position */
     int64_t kw[VG_MAX_RINGS];     /* the current transaction's bucket in each width */
     vg_entity_t *ents[VG_STATE_MAX_TYPES];
+    /* 0 while RocksDB cannot hold an entity of the type that the cache lacks: its family was
+     * empty at open and no entity of it has been evicted since (every one written is still
+     * cached), so a cache miss is a new entity and needs no read. */
+    uint8_t may_store[VG_STATE_MAX_TYPES];
+    /* The current transaction's vg_hash64 of each field, computed once (fh_valid bit f):
+     * an id is hashed for its entity and for every set ring and feature that reads it. */
+    uint64_t fh[VG_TXN_MAX_FIELDS];
+    uint32_t fh_valid;
+    /* vg_state_prefetch's pipeline: the entity hashes of the last three transactions hinted
+     * (pf_n[i] of them), pf_hash[pf_cur] the newest. */
+    uint64_t pf_hash[3][VG_STATE_MAX_TYPES];
+    uint32_t pf_n[3];
+    int pf_cur;
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
 
     uint64_t loads, evictions, expired, commits, writes, committed_bytes;
@@ -198,10 +211,20 @@ static int expire_cb(void *ctx, const void *key, size_t klen, const void *val, s
 
 /* ---- the entity cache ---- */
 
+/* The cache key of an entity from the hash of its id (vg_hash64, the same as a set ring keeps
+ * for that value: one hash of each field serves both) mixed with its type (splitmix64's
+ * finaliser). In memory only: never stored. */
+static inline uint64_t entity_mix(int type, uint64_t vh)
+{
+    uint64_t h = vh ^ ((uint64_t)(type + 1) * 0x9e3779b97f4a7c15ULL);
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
 static uint64_t entity_hash(int type, const char *key, size_t len)
 {
-    uint64_t h = vg_hash64(key, len, VG_HASH_SEED ^ ((uint64_t)(type + 1) * 0x9e3779b97f4a7c15ULL));
-    return h ^ (h >> 29);
+    return entity_mix(type, vg_hash64(key, len, VG_HASH_SEED));
 }
 
 /* A zeroed table of n bytes. From 2 MiB up it is 2 MiB-aligned and asks for transparent huge
@@ -363,8 +386,8 @@ static vg_entity_t *entity_get_h(vg_state_t *st, int type, const char *key, size
     }
     int found = 0;
     char eb[VG_ERRLEN];
-    if ((*err = vg_kv_get(st->kv, st->cf_type[type], key, len, &st->getbuf, &found, eb,
-                          sizeof(eb))) != VG_OK) {
+    if (st->may_store[type] && (*err = vg_kv_get(st->kv, st->cf_type[type], key, len, &st->getbuf,
+                                                 &found, eb, sizeof(eb))) != VG_OK) {
         vg_error("features", "%s", eb);
         return NULL;
     }
@@ -447,6 +470,7 @@ static void evict(vg_state_t *st)
             st->clock++;
             continue;
         }
+        st->may_store[e->type] = 1;
         table_remove(st, i); /* another entry may shift into i: look at it next */
         entity_free(st, e);
         st->evictions++;
@@ -652,6 +676,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         uint32_t v = VG_ENTITY_VERSION;
         size_t vlen = 0;
         if (vg_kv_iter_valid(it)) {
+            st->may_store[t] = 1;
             const void *val = vg_kv_iter_value(it, &vlen);
             if (vlen >= 4)
                 memcpy(&v, val, 4);
@@ -758,9 +783,15 @@ static int filter_pass(const vg_catalog_t *c, int fi, const vg_txn_t *txn)
     return f->negate ? !eq : eq;
 }
 
-static uint64_t value_hash(const vg_txn_t *txn, int field)
+/* The hash of a present field of the current transaction (see fh). */
+static inline uint64_t field_hash(vg_state_t *st, const vg_txn_t *txn, int field)
 {
-    return vg_hash64(txn->str[field], txn->len[field], VG_HASH_SEED);
+    uint32_t bit = 1u << field;
+    if (!(st->fh_valid & bit)) {
+        st->fh[field] = vg_hash64(txn->str[field], txn->len[field], VG_HASH_SEED);
+        st->fh_valid |= bit;
+    }
+    return st->fh[field];
 }
 
 static double haversine_km(double lat1, double lon1, double lat2, double lon2)
@@ -828,11 +859,11 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
         int has = txn->str[f->field] != NULL;
         if (f->agg == VG_AGG_NEW)
             return has ? !vg_ring_set_contains(&e->blob, st->roff[f->ring], lo, hi,
-                                               value_hash(txn, f->field))
+                                               field_hash(st, txn, f->field))
                        : NAN;
         size_t n =
             vg_ring_query_set(&e->blob, st->roff[f->ring], lo, hi, st->setbuf, st->setcap - 1);
-        uint64_t h = has ? value_hash(txn, f->field) : 0;
+        uint64_t h = has ? field_hash(st, txn, f->field) : 0;
         int seen = 0;
         for (size_t i = 0; has && i < n && !seen; i++)
             seen = st->setbuf[i] == h;
@@ -877,6 +908,58 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
     }
 }
 
+/* The cached entity whose slot holds hash h, if any (another entity with the same hash is
+ * as good for a prefetch). */
+static inline const vg_entity_t *slot_peek(const vg_state_t *st, uint64_t h)
+{
+    size_t mask = st->nslots - 1;
+    for (size_t i = h & mask; st->slots[i].ent; i = (i + 1) & mask)
+        if (st->slots[i].hash == h)
+            return st->slots[i].ent;
+    return NULL;
+}
+
+void vg_state_prefetch(vg_state_t *st, const vg_txn_t *txn)
+{
+    const vg_catalog_t *c = st->catalog;
+    /* Three stages, one per call, each on memory the previous stage asked for a call ago:
+     * the oldest hinted transaction's state past its entity header (the length is known
+     * now), the next one's entity header and first rings, and this one's table slots. */
+    int cur = st->pf_cur, prev = cur ? cur - 1 : 2, old = prev ? prev - 1 : 2;
+    for (uint32_t j = 0; j < st->pf_n[old]; j++) {
+        const vg_entity_t *e = slot_peek(st, st->pf_hash[old][j]);
+        if (!e)
+            continue;
+        const char *p = (const char *)e;
+        uint32_t end = (uint32_t)ent_blob_off(e->keylen) + e->blob.len;
+        for (uint32_t off = 256; off < end && off < 2048; off += 64)
+            __builtin_prefetch(p + off);
+    }
+    for (uint32_t j = 0; j < st->pf_n[prev]; j++) {
+        const char *p = (const char *)slot_peek(st, st->pf_hash[prev][j]);
+        if (p)
+            for (int l = 0; l < 4; l++)
+                __builtin_prefetch(p + 64 * l);
+    }
+    st->pf_cur = old; /* the oldest slot is reused for the newest transaction */
+    uint32_t n = 0;
+    size_t mask = st->nslots - 1;
+    st->fh_valid = 0;
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        int field = c->types[ty].field;
+        if (!txn->str[field])
+            continue;
+        uint64_t h = entity_mix((int)ty, field_hash(st, txn, field));
+        st->pf_hash[old][n++] = h;
+        __builtin_prefetch(&st->slots[h & mask]);
+    }
+    st->pf_n[old] = n;
+    if (c->uses_labels && txn->str[VG_F_TXN_ID]) {
+        uint64_t h = vg_hash64(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], VG_HASH_SEED);
+        __builtin_prefetch(&st->tslots[h & (st->ntslots - 1)]);
+    }
+}
+
 vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
 {
     const vg_catalog_t *c = st->catalog;
@@ -884,6 +967,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     int64_t t = txn->ts_ms;
     int64_t wm = st->watermark > t ? st->watermark : t;
     vg_err_t err;
+    st->fh_valid = 0;
     /* The entities of one transaction are unrelated cache lines in a large table: issue
      * their loads together (slot, then entity, then its rings) instead of one miss after
      * another. */
@@ -901,7 +985,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         int field = c->types[ty].field;
         if (!txn->str[field])
             continue;
-        hs[ty] = entity_hash((int)ty, txn->str[field], txn->len[field]);
+        hs[ty] = entity_mix((int)ty, field_hash(st, txn, field));
         __builtin_prefetch(&st->slots[hs[ty] & mask]);
     }
     for (size_t ty = 0; ty < c->ntypes; ty++) {
@@ -959,7 +1043,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
                 o = vg_ring_end(&e->blob, o);
             } else if (rd->set_field >= 0) {
                 o = vg_ring_add_value(&e->blob, rd, o, st->kw[st->ring_width[r]],
-                                      value_hash(txn, rd->set_field));
+                                      field_hash(st, txn, rd->set_field));
             } else {
                 o = vg_ring_add_stats(&e->blob, rd, o, st->kw[st->ring_width[r]], txn->amount);
                 if (rd->labels)

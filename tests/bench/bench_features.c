@@ -43,6 +43,7 @@ typedef enum commit_mode {
 
 static const char *mode_name[] = {"every", "checkpoint", "durable"};
 static int64_t checkpoint_ms = 1000; /* VG_BENCH_CHECKPOINT_MS */
+static int prefetch = 3;             /* VG_BENCH_PREFETCH: hint this many events ahead, 0 = off */
 
 /* CPU time of this thread, or of the whole process (RocksDB's background threads too), in
  * ns: on a shared machine it moves far less than the wall clock with other processes' load. */
@@ -125,13 +126,22 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
         return -1;
     }
     double *out = malloc(vg_catalog_size(cat) * sizeof(double));
-    vg_txn_t txn;
+    vg_txn_t txn, ahead;
     memset(&txn, 0, sizeof(txn));
+    memset(&ahead, 0, sizeof(ahead));
     double sink = 0;
     int64_t commit_ns = 0, commit_cpu = 0;
     int64_t t0 = vg_mono_ns();
     int64_t cpu0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID), pcpu0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+    for (int i = 0; i < prefetch && i < n; i++) {
+        make_txn(&evs[i], i, &ahead);
+        vg_state_prefetch(st, &ahead);
+    }
     for (int i = 0; i < n; i++) {
+        if (prefetch && i + prefetch < n) {
+            make_txn(&evs[i + prefetch], i + prefetch, &ahead);
+            vg_state_prefetch(st, &ahead);
+        }
         make_txn(&evs[i], i, &txn);
         if (vg_state_process(st, &txn, out) != VG_OK)
             return -1;
@@ -199,6 +209,8 @@ int main(int argc, char **argv)
             modes[0] = (commit_mode_t)i;
             nmodes = 1;
         }
+    if (getenv("VG_BENCH_PREFETCH"))
+        prefetch = atoi(getenv("VG_BENCH_PREFETCH"));
     if (getenv("VG_BENCH_CHECKPOINT_MS"))
         checkpoint_ms = atoll(getenv("VG_BENCH_CHECKPOINT_MS"));
     const char *src = argc > 2 ? argv[2] : getenv("VG_SOURCE_DIR");
