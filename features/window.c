@@ -283,13 +283,25 @@ void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
     vg_acc_t a = {0, 0, 0, 0, INFINITY, -INFINITY};
     size_t j = 0;
     int64_t lo = hi - nwin[0] + 1;
+    /* Records are fixed-length and ascending: skip those after hi (a delayed window's, up to
+     * the whole delay) by bisection, not one by one. top = how many have idx <= hi. */
+    uint32_t top = nb;
+    if (nb > 0 && newest > hi) {
+        uint32_t l = 0, r = nb; /* idx(l - 1) <= hi < idx(r) */
+        while (l < r) {
+            uint32_t mid = (l + r) / 2;
+            if (full_idx(newest, rd32(recs + mid * reclen)) <= hi)
+                l = mid + 1;
+            else
+                r = mid;
+        }
+        top = l;
+    }
     /* Newest to oldest, as one window at a time would: each shorter window's sums are the
      * longer walk's partial sums, bit for bit. */
-    for (uint32_t i = nb; i-- > 0;) {
+    for (uint32_t i = top; i-- > 0;) {
         const uint8_t *rec = recs + i * reclen;
         int64_t idx = full_idx(newest, rd32(rec));
-        if (idx > hi)
-            continue;
         while (idx < lo) {
             acc[j++] = a;
             if (j == nw)
