@@ -70,7 +70,7 @@ typedef struct vg_ring_def {
     unsigned stats;  /* VG_STAT_* kept (stats rings) */
     int labels;      /* 1 if a label-driven feature reads it: fraud counts are kept */
     int64_t span;    /* buckets kept: max over its features of (window + delay) / bucket */
-    uint32_t reclen; /* set by catalog.c, unused: the encoding's is vg_stats_reclen() */
+    uint32_t reclen; /* set by catalog.c, unused: records are variable-length (window.c) */
 } vg_ring_def_t;
 
 typedef struct vg_etype {
@@ -116,31 +116,37 @@ struct vg_catalog {
 /* ---- encoded entity state (window.c) ----
  *
  * Layout, little-endian (read and written with memcpy, so nothing needs alignment; the cache
- * operates on it in place):
+ * operates on it in place); "vu" is an unsigned LEB128 varint (7 bits a byte, at most 5):
  *   u32 version (VG_ENTITY_VERSION), u32 nrings
  *   i64 last_ts   greatest ts added (INT64_MIN: none)
  *   i64 geo_ts    ts of the located transaction with the greatest ts (INT64_MIN: none)
  *   f64 lat, lon  its location
- *   per ring (the type's rings in order): u32 nbuckets, u32 nbytes, i64 newest (the bucket
- *     index of its last record; 0 while empty), then the records, ascending by bucket index,
- *     only non-empty buckets. A record keeps the low 32 bits of its bucket index: every
- *     record lies within the ring's span (at most 10^8 buckets, catalog.c) of the newest,
- *     so newest - (u32)(low32(newest) - stored) is its full index.
- *     stats ring: u32 idx, u32 count, u32 fraud, then f64 sum, m2, min, max (only those
- *                 in the ring's mask, in that order; m2 = sum of squared deviations from
- *                 the bucket's mean, merged across buckets with Chan et al.'s formula so
- *                 std stays accurate when amounts are close)
- *     set ring:   u32 idx, u32 n (1 .. VG_SET_MAX), then n u64 value hashes (in insertion
+ *   per ring (the type's rings in order): u32 nbytes, i64 newest (the bucket index of its
+ *     newest record; 0 while empty), then nbytes of records, DESCENDING by bucket index
+ *     (newest first), only non-empty buckets. Each record starts with vu gap: its index is
+ *     the previous record's minus gap (the first's: newest minus 0). Every record lies
+ *     within the ring's span (at most 10^8 buckets, catalog.c) of the newest.
+ *     stats ring: vu gap, vu count (>= 1), vu fraud (only if the ring keeps fraud counts:
+ *                 vg_ring_def_t.labels), then with count 1 the amount (f64, if the ring keeps
+ *                 any statistic: it is the bucket's sum, min and max, and its squared
+ *                 deviations are 0), else f64 sum, m2, min, max (only those in the ring's
+ *                 mask, in that order; m2 = sum of squared deviations from the bucket's
+ *                 mean, merged across buckets with Chan et al.'s formula so std stays
+ *                 accurate when amounts are close)
+ *     set ring:   vu gap, vu n (1 .. VG_SET_MAX), then n u64 value hashes (in insertion
  *                 order)
- * Version 1 (until this layout) had an 8-byte ring header and i64 indices (stats records 4
- * bytes, set records 8 bytes longer): its values are refused at open, not converted.
+ * Version 2 (until this layout: 16-byte ring headers with a bucket count, ascending records
+ * with the low 32 bits of their index, u32 count and fraud in every stats record and every
+ * statistic even for one transaction) and version 1 are refused at open, not converted.
  */
-#define VG_ENTITY_VERSION 2u
+#define VG_ENTITY_VERSION 3u
 #define VG_ENTITY_HDR     40u
-#define VG_RING_HDR       16u
-#define VG_STATS_REC_HDR  12u /* idx, count, fraud */
-#define VG_SET_REC_HDR    8u  /* idx, n */
+#define VG_RING_HDR       12u
 #define VG_SET_MAX        64u /* values kept per bucket of a set ring */
+/* Most bytes one add can grow a ring by: a new record (5-byte gap, count, fraud, amount) and
+ * the next record's gap growing to 5 bytes, or a bucket going from one amount to all four
+ * statistics. */
+#define VG_RING_MAX_GROWTH 48u
 
 typedef struct vg_blob {
     uint8_t *data;
@@ -161,12 +167,6 @@ static inline uint32_t vg_popcount4(unsigned m)
     return (m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1) + ((m >> 3) & 1);
 }
 
-/* Bytes of one record of a stats ring. */
-static inline uint32_t vg_stats_reclen(const vg_ring_def_t *rd)
-{
-    return VG_STATS_REC_HDR + 8 * vg_popcount4(rd->stats);
-}
-
 /* floor(ts / width) for any sign of ts. */
 static inline int64_t vg_bucket_of(int64_t ts, int64_t width)
 {
@@ -185,7 +185,7 @@ int64_t vg_blob_last_ts(const vg_blob_t *blob);
 static inline uint32_t vg_ring_end(const vg_blob_t *blob, uint32_t o)
 {
     uint32_t nbytes;
-    memcpy(&nbytes, blob->data + o + 4, 4);
+    memcpy(&nbytes, blob->data + o, 4);
     return o + VG_RING_HDR + nbytes;
 }
 
@@ -193,15 +193,16 @@ static inline uint32_t vg_ring_end(const vg_blob_t *blob, uint32_t o)
  * off[0 .. nrings - 1]. Valid until the blob changes. */
 void vg_blob_ring_offsets(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
                           uint32_t *off);
-/* Adds one transaction, in bucket k (vg_bucket_of(ts, rd->bucket)), to the ring whose header
- * is at offset o. Drops it if its bucket was already evicted (older than the newest bucket -
- * span + 1). The blob must have room for one
- * more record (vg_blob_reserve, or the owner's entity_room). Returns the offset just past the
- * ring: the next ring's header, so a caller adding to every ring walks them in one pass. */
-uint32_t vg_ring_add_stats(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
-                           double amount);
-uint32_t vg_ring_add_value(vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t ts,
-                           uint64_t hash);
+/* Writes the ring whose header is at offset o, with one transaction added in bucket k
+ * (vg_bucket_of(ts, rd->bucket)), to dst: the ring's new header and records, which the
+ * caller then puts in place of the old ring (state.c rewrites an entity's rings into scratch
+ * this way, one pass, with no moving of the rings after a changed one). Drops the transaction
+ * if its bucket was already evicted (older than the newest bucket - span + 1). dst needs room
+ * for the ring plus VG_RING_MAX_GROWTH. Returns the end of what it wrote. */
+uint8_t *vg_ring_add_stats_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
+                              int64_t k, double amount, uint8_t *dst);
+uint8_t *vg_ring_add_value_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
+                              int64_t k, uint64_t hash, uint8_t *dst);
 /* Merges one more group of n values (sum, m2) into acc (Chan et al.'s parallel variance). */
 static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
 {
@@ -231,7 +232,8 @@ int vg_ring_set_contains(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t 
 size_t vg_ring_query_set(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t *out,
                          size_t cap);
 /* Adds delta to the fraud count of the bucket holding ts, if that bucket exists and the
- * result stays >= 0. Returns 1 if changed. */
+ * result stays within 0 .. its count. Returns 1 if changed. The count may grow a byte: the
+ * blob needs room for one more (a fixed blob: the owner makes it). */
 int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts,
                       int delta);
 /* Records ts (and location) as the entity's latest if it is. */

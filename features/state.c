@@ -182,6 +182,8 @@ struct vg_state {
     uint32_t pf_n[3];
     int pf_cur;
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
+    uint8_t *scratch; /* an entity's rings being rewritten (vg_state_process) */
+    uint32_t scratchcap;
 
     uint64_t loads, evictions, expired, commits, writes, committed_bytes;
 };
@@ -714,9 +716,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         st->ring_width[r] = (int)w;
     }
     for (size_t r = 0; r < catalog->nrings; r++)
-        st->max_growth[catalog->rings[r].type] += catalog->rings[r].set_field >= 0
-                                                      ? VG_SET_REC_HDR + 8
-                                                      : vg_stats_reclen(&catalog->rings[r]);
+        st->max_growth[catalog->rings[r].type] += VG_RING_MAX_GROWTH;
     return st;
 
 out_free:
@@ -761,6 +761,7 @@ void vg_state_close(vg_state_t *st)
     vg_buf_free(&st->getbuf);
     vg_buf_free(&st->recbuf);
     free(st->setbuf);
+    free(st->scratch);
     for (size_t g = 0; g < st->ngroups; g++) {
         free(st->groups[g].nwin);
         free(st->groups[g].acc);
@@ -1034,22 +1035,38 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         if (!e)
             continue;
         const vg_etype_t *et = &c->types[ty];
-        e = st->ents[ty] = entity_room(st, e, st->max_growth[ty]);
-        uint32_t o = VG_ENTITY_HDR; /* each add returns the next ring's offset */
+        /* The rings rewritten into scratch in one pass, then copied back over the old ones. */
+        uint32_t need = e->blob.len + st->max_growth[ty];
+        if (need > st->scratchcap) {
+            st->scratchcap = need * 2;
+            free(st->scratch);
+            st->scratch = vg_xmalloc(st->scratchcap);
+        }
+        uint8_t *d = st->scratch;
+        uint32_t o = VG_ENTITY_HDR;
         for (int r = et->first_ring; r < et->first_ring + et->nrings; r++) {
             const vg_ring_def_t *rd = &c->rings[r];
+            uint32_t next = vg_ring_end(&e->blob, o);
             if (!filter_pass(c, rd->filter, txn) ||
                 (rd->set_field >= 0 && !txn->str[rd->set_field])) {
-                o = vg_ring_end(&e->blob, o);
+                memcpy(d, e->blob.data + o, next - o);
+                d += next - o;
             } else if (rd->set_field >= 0) {
-                o = vg_ring_add_value(&e->blob, rd, o, st->kw[st->ring_width[r]],
-                                      field_hash(st, txn, rd->set_field));
+                d = vg_ring_add_value_to(&e->blob, rd, o, st->kw[st->ring_width[r]],
+                                         field_hash(st, txn, rd->set_field), d);
             } else {
-                o = vg_ring_add_stats(&e->blob, rd, o, st->kw[st->ring_width[r]], txn->amount);
+                d = vg_ring_add_stats_to(&e->blob, rd, o, st->kw[st->ring_width[r]], txn->amount,
+                                         d);
                 if (rd->labels)
                     ringmask |= 1ULL << r;
             }
+            o = next;
         }
+        uint32_t len = VG_ENTITY_HDR + (uint32_t)(d - st->scratch);
+        if (len > e->blob.len)
+            e = st->ents[ty] = entity_room(st, e, len - e->blob.len);
+        memcpy(e->blob.data + VG_ENTITY_HDR, st->scratch, len - VG_ENTITY_HDR);
+        e->blob.len = len;
         vg_blob_touch(&e->blob, t, txn->lat, txn->lon);
         e->part = st->part;
         mark_dirty(st, e);
@@ -1144,6 +1161,7 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
             return err;
         entity_expire(st, e, st->watermark);
         const vg_etype_t *et = &c->types[ty];
+        e = entity_room(st, e, (uint32_t)et->nrings); /* a fraud count may grow a byte a ring */
         int changed = 0;
         for (int ri = et->first_ring; ri < et->first_ring + et->nrings; ri++)
             if (mask & (1ULL << ri))

@@ -180,7 +180,7 @@ static void test_state_old_encoding(void)
     VG_CHECK(vg_state_open(dir, c, NULL, eb, sizeof(eb)) == NULL);
     char want[4400];
     snprintf(want, sizeof(want),
-             "state in %s holds entity encoding version 1, this build reads version 2: rebuild "
+             "state in %s holds entity encoding version 1, this build reads version 3: rebuild "
              "the state in a new directory",
              dir);
     VG_CHECK_STR(eb, want);
