@@ -199,10 +199,10 @@ void vg_blob_ring_offsets(const vg_blob_t *blob, const vg_catalog_t *catalog, in
  * this way, one pass, with no moving of the rings after a changed one). Drops the transaction
  * if its bucket was already evicted (older than the newest bucket - span + 1). dst needs room
  * for the ring plus VG_RING_MAX_GROWTH. Returns the end of what it wrote. */
-uint8_t *vg_ring_add_stats_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
-                              int64_t k, double amount, uint8_t *dst);
-uint8_t *vg_ring_add_value_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
-                              int64_t k, uint64_t hash, uint8_t *dst);
+uint8_t *vg_ring_add_stats_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
+                              double amount, uint8_t *dst);
+uint8_t *vg_ring_add_value_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
+                              uint64_t hash, uint8_t *dst);
 /* Merges one more group of n values (sum, m2) into acc (Chan et al.'s parallel variance). */
 static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
 {

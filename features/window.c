@@ -412,8 +412,8 @@ static inline uint8_t *new_rec(const vg_ring_def_t *rd, uint8_t *d, uint32_t gap
 
 /* Writes the record whose count field is at r (gap gap) with v added, at d; returns its end,
  * or NULL if the record stays as it is (a set bucket that has the value or is full). */
-static inline uint8_t *upd_rec(const vg_ring_def_t *rd, uint8_t *d, uint32_t gap,
-                               const uint8_t *r, const addv_t *v)
+static inline uint8_t *upd_rec(const vg_ring_def_t *rd, uint8_t *d, uint32_t gap, const uint8_t *r,
+                               const addv_t *v)
 {
     if (rd->set_field >= 0) {
         const uint8_t *p = r;
@@ -501,7 +501,7 @@ static uint8_t *ring_add(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
                 w = upd_rec(rd, w, gap, r, v);
                 if (!w)
                     break; /* unchanged */
-            } else { /* k lies between idx and at: split the gap */
+            } else {       /* k lies between idx and at: split the gap */
                 w = new_rec(rd, w, (uint32_t)(idx - k), v);
                 w = put_vu(w, (uint32_t)(k - at));
                 next = r;
@@ -524,15 +524,15 @@ static uint8_t *ring_add(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
     return dst + VG_RING_HDR + nbytes;
 }
 
-uint8_t *vg_ring_add_stats_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
-                              int64_t k, double amount, uint8_t *dst)
+uint8_t *vg_ring_add_stats_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
+                              double amount, uint8_t *dst)
 {
     addv_t v = {amount, 0};
     return ring_add(blob, rd, o, k, &v, dst);
 }
 
-uint8_t *vg_ring_add_value_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
-                              int64_t k, uint64_t hash, uint8_t *dst)
+uint8_t *vg_ring_add_value_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
+                              uint64_t hash, uint8_t *dst)
 {
     addv_t v = {0, hash};
     return ring_add(blob, rd, o, k, &v, dst);
