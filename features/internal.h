@@ -219,11 +219,20 @@ static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
     acc->count += n;
 }
 
-/* Sums of the stats ring at offset o over nw windows ending at bucket hi, in one walk:
- * acc[j] over buckets (hi - nwin[j] + 1) .. hi; nwin ascending. Each acc[j] is exactly what a
- * walk over that window alone gives (same merge order: newest bucket first). */
-void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t hi,
-                         const int64_t *nwin, size_t nw, vg_acc_t *acc);
+/* One group of windows of a stats ring that end at the same bucket hi: acc[j] receives the
+ * sums over buckets (hi - nwin[j] + 1) .. hi; nwin ascending. */
+typedef struct vg_qwin {
+    int64_t hi;
+    const int64_t *nwin;
+    size_t nw;
+    vg_acc_t *acc;
+} vg_qwin_t;
+
+/* Sums of the stats ring at offset o for nq groups of windows, q sorted by hi descending.
+ * Each acc is exactly what a walk over that window alone gives (same merge order: newest
+ * bucket first). */
+void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
+                         const vg_qwin_t *q, size_t nq);
 /* 1 if value hash h is in buckets lo..hi of the set ring at offset o (an early-exit scan:
  * what `new` needs, without collecting the distinct values). */
 int vg_ring_set_contains(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t h);

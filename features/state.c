@@ -159,6 +159,7 @@ struct vg_state {
     qgroup_t *groups; /* by entity type: type t's are group_first[t] .. group_first[t + 1] - 1 */
     size_t ngroups;
     size_t group_first[VG_STATE_MAX_TYPES + 1];
+    vg_qwin_t *qwin;             /* one ring's groups being queried */
     int *fgroup, *fslot;         /* per feature: its group and window there (-1: none) */
     uint32_t roff[VG_MAX_RINGS]; /* ring offsets in the current transaction's entities */
     /* The catalogue's distinct bucket widths: the current transaction's bucket index in each
@@ -547,6 +548,12 @@ static int is_stats_agg(vg_agg_t agg)
     return agg >= VG_AGG_COUNT && agg <= VG_AGG_FRAUD_SHARE;
 }
 
+/* The order of a type's groups: by ring, then by delay (the latest end bucket first). */
+static int group_after(const qgroup_t *a, const qgroup_t *b)
+{
+    return a->ring != b->ring ? a->ring > b->ring : a->ndelay > b->ndelay;
+}
+
 /* Groups the windowed stats features by (ring, delay), type by type, each group's window
  * lengths distinct and ascending. */
 static void build_groups(vg_state_t *st)
@@ -587,6 +594,16 @@ static void build_groups(vg_state_t *st)
         }
     }
     st->group_first[c->ntypes] = st->ngroups;
+    /* each type's groups by ring and delay, so that one pass over a ring serves all of its */
+    for (size_t ty = 0; ty < c->ntypes; ty++)
+        for (size_t g = st->group_first[ty] + 1; g < st->group_first[ty + 1]; g++)
+            for (size_t h = g;
+                 h > st->group_first[ty] && group_after(&st->groups[h - 1], &st->groups[h]); h--) {
+                qgroup_t tmp = st->groups[h];
+                st->groups[h] = st->groups[h - 1];
+                st->groups[h - 1] = tmp;
+            }
+    st->qwin = vg_xcalloc(st->ngroups + 1, sizeof(*st->qwin));
     for (size_t i = 0; i < nf; i++) { /* slots are final only once every window is in */
         const vg_feature_t *f = &c->features[i];
         if (f->type < 0 || !is_stats_agg(f->agg))
@@ -767,6 +784,7 @@ void vg_state_close(vg_state_t *st)
         free(st->groups[g].acc);
     }
     free(st->groups);
+    free(st->qwin);
     free(st->fgroup);
     free(st->fslot);
     free(st);
@@ -1019,11 +1037,18 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             continue;
         entity_expire(st, e, wm);
         vg_blob_ring_offsets(&e->blob, c, (int)ty, st->roff + c->types[ty].first_ring);
-        for (size_t g = st->group_first[ty]; g < st->group_first[ty + 1]; g++) {
-            qgroup_t *q = &st->groups[g];
-            const vg_ring_def_t *rd = &c->rings[q->ring];
-            int64_t hi = st->kw[st->ring_width[q->ring]] - q->ndelay;
-            vg_ring_query_stats(&e->blob, rd, st->roff[q->ring], hi, q->nwin, q->nw, q->acc);
+        /* a type's groups are sorted by ring: one walk per ring serves all its delays */
+        for (size_t g = st->group_first[ty]; g < st->group_first[ty + 1];) {
+            int ring = st->groups[g].ring;
+            size_t nq = 0;
+            for (; g < st->group_first[ty + 1] && st->groups[g].ring == ring; g++, nq++) {
+                qgroup_t *q = &st->groups[g];
+                st->qwin[nq] = (vg_qwin_t){.hi = st->kw[st->ring_width[ring]] - q->ndelay,
+                                           .nwin = q->nwin,
+                                           .nw = q->nw,
+                                           .acc = q->acc};
+            }
+            vg_ring_query_stats(&e->blob, &c->rings[ring], st->roff[ring], st->qwin, nq);
         }
     }
     for (size_t i = 0; i < c->nfeatures; i++)

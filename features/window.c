@@ -538,11 +538,11 @@ uint8_t *vg_ring_add_value_to(const vg_blob_t *blob, const vg_ring_def_t *rd, ui
     return ring_add(blob, rd, o, k, &v, dst);
 }
 
-void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t hi,
-                         const int64_t *nwin, size_t nw, vg_acc_t *acc)
+/* One group's walk (see vg_ring_query_stats) from the record at p, whose predecessor has
+ * index idx (the ring's newest for the first record). */
+static void query_from(const vg_ring_def_t *rd, const uint8_t *p, const uint8_t *end, int64_t idx,
+                       int64_t hi, const int64_t *nwin, size_t nw, vg_acc_t *acc)
 {
-    const uint8_t *p = blob->data + o + VG_RING_HDR, *end = p + rd32(blob->data + o);
-    int64_t idx = rdi64(blob->data + o + 4);
     unsigned m = rd->stats;
     vg_acc_t a = {0, 0, 0, 0, INFINITY, -INFINITY};
     size_t j = 0;
@@ -579,6 +579,27 @@ void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
     }
     while (j < nw)
         acc[j++] = a;
+}
+
+void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
+                         const vg_qwin_t *q, size_t nq)
+{
+    const uint8_t *p = blob->data + o + VG_RING_HDR, *end = p + rd32(blob->data + o);
+    int64_t idx = rdi64(blob->data + o + 4);
+    /* Groups by hi, latest first (q is sorted so: state.c), each walk starting where the
+     * skipping over records after its hi got to: the records newer than every window are
+     * stepped over once, not once per group. */
+    for (size_t g = 0; g < nq; g++) {
+        while (p < end) {
+            const uint8_t *r = p;
+            int64_t at = idx - get_vu(&r);
+            if (at <= q[g].hi)
+                break;
+            idx = at;
+            p = stats_skip(rd, r);
+        }
+        query_from(rd, p, end, idx, q[g].hi, q[g].nwin, q[g].nw, q[g].acc);
+    }
 }
 
 int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts, int delta)
