@@ -121,8 +121,10 @@ struct vg_catalog {
  *   i64 last_ts   greatest ts added (INT64_MIN: none)
  *   i64 geo_ts    ts of the located transaction with the greatest ts (INT64_MIN: none)
  *   f64 lat, lon  its location
- *   per ring (the type's rings in order): u32 nbytes, i64 newest (the bucket index of its
- *     newest record; 0 while empty), then nbytes of records, DESCENDING by bucket index
+ *   per ring (the type's rings in order): u32 nbytes, u32 back (newest - the oldest record's
+ *     index: whether an add evicts anything is known without walking), i64 newest (the
+ *     bucket index of its newest record; 0 while empty), then nbytes of records, DESCENDING
+ *     by bucket index
  *     (newest first), only non-empty buckets. Each record starts with vu gap: its index is
  *     the previous record's minus gap (the first's: newest minus 0). Every record lies
  *     within the ring's span (at most 10^8 buckets, catalog.c) of the newest.
@@ -135,13 +137,13 @@ struct vg_catalog {
  *                 accurate when amounts are close)
  *     set ring:   vu gap, vu n (1 .. VG_SET_MAX), then n u64 value hashes (in insertion
  *                 order)
- * Version 2 (until this layout: 16-byte ring headers with a bucket count, ascending records
+ * Version 2 (until this layout: ring headers with a bucket count, ascending records
  * with the low 32 bits of their index, u32 count and fraud in every stats record and every
  * statistic even for one transaction) and version 1 are refused at open, not converted.
  */
 #define VG_ENTITY_VERSION 3u
 #define VG_ENTITY_HDR     40u
-#define VG_RING_HDR       12u
+#define VG_RING_HDR       16u
 #define VG_SET_MAX        64u /* values kept per bucket of a set ring */
 /* Most bytes one add can grow a ring by: a new record (5-byte gap, count, fraud, amount) and
  * the next record's gap growing to 5 bytes, or a bucket going from one amount to all four

@@ -199,7 +199,7 @@ int vg_blob_check(const uint8_t *d, size_t len, const vg_catalog_t *catalog, int
         const vg_ring_def_t *rd = &catalog->rings[et->first_ring + i];
         if (o + VG_RING_HDR > len)
             return -1;
-        uint32_t nbytes = rd32(d + o);
+        uint32_t nbytes = rd32(d + o), hback = rd32(d + o + 4);
         o += VG_RING_HDR;
         if (nbytes > len - o)
             return -1;
@@ -227,6 +227,8 @@ int vg_blob_check(const uint8_t *d, size_t len, const vg_catalog_t *catalog, int
                 return -1;
             r += body;
         }
+        if (back != hback) /* the header's span of the records: newest - the oldest's index */
+            return -1;
         o += nbytes;
     }
     return o == len ? 0 : -1;
@@ -379,10 +381,11 @@ static inline void srec_add(const vg_ring_def_t *rd, srec_t *r, double amount)
 }
 
 /* Writes a ring header at d. */
-static inline void ring_put_header(uint8_t *d, uint32_t nbytes, int64_t newest)
+static inline void ring_put_header(uint8_t *d, uint32_t nbytes, uint32_t back, int64_t newest)
 {
     wr32(d, nbytes);
-    wri64(d + 4, newest);
+    wr32(d + 4, back);
+    wri64(d + 8, newest);
 }
 
 /* What one add puts in a ring: an amount (stats ring) or a value hash (set ring). */
@@ -449,37 +452,44 @@ static uint8_t *ring_add(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
                          const addv_t *v, uint8_t *dst)
 {
     const uint8_t *src = blob->data + o;
-    uint32_t nbytes = rd32(src);
-    int64_t newest = rdi64(src + 4);
+    uint32_t nbytes = rd32(src), back = rd32(src + 4);
+    int64_t newest = rdi64(src + 8);
     const uint8_t *rec = src + VG_RING_HDR, *end = rec + nbytes;
     uint8_t *d = dst + VG_RING_HDR;
     if (nbytes == 0) {
         d = new_rec(rd, d, 0, v);
-        ring_put_header(dst, (uint32_t)(d - dst - VG_RING_HDR), k);
+        ring_put_header(dst, (uint32_t)(d - dst - VG_RING_HDR), 0, k);
         return d;
     }
     if (k > newest) {
         int64_t oldest = k - rd->span + 1;
+        uint32_t nback = 0;
         d = new_rec(rd, d, 0, v);
         if (newest >= oldest) {
-            /* the records that stay: the first one's gap is now from k, the rest are copied */
+            /* the records that stay: the first one's gap is now from k, the rest are copied
+             * (all of them unless the oldest is evicted: only then are they walked) */
             const uint8_t *body = rec;
             (void)get_vu(&body); /* its gap, 0 */
-            const uint8_t *q = skip_rec(rd, body);
-            int64_t idx = newest;
-            while (q < end) {
-                const uint8_t *r = q;
-                uint32_t gap = get_vu(&r);
-                if (idx - gap < oldest)
-                    break;
-                idx -= gap;
-                q = skip_rec(rd, r);
+            const uint8_t *q = end;
+            int64_t idx = newest - back; /* the oldest kept */
+            if (idx < oldest) {
+                q = skip_rec(rd, body);
+                idx = newest;
+                while (q < end) {
+                    const uint8_t *r = q;
+                    uint32_t gap = get_vu(&r);
+                    if (idx - gap < oldest)
+                        break;
+                    idx -= gap;
+                    q = skip_rec(rd, r);
+                }
             }
             d = put_vu(d, (uint32_t)(k - newest));
             memcpy(d, body, (size_t)(q - body));
             d += q - body;
+            nback = (uint32_t)(k - idx);
         }
-        ring_put_header(dst, (uint32_t)(d - dst - VG_RING_HDR), k);
+        ring_put_header(dst, (uint32_t)(d - dst - VG_RING_HDR), nback, k);
         return d;
     }
     if (k >= newest - rd->span + 1) {
@@ -509,13 +519,13 @@ static uint8_t *ring_add(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
             memcpy(d, rec, (size_t)(p - rec));
             memcpy(w, next, (size_t)(end - next));
             w += end - next;
-            ring_put_header(dst, (uint32_t)(w - dst - VG_RING_HDR), newest);
+            ring_put_header(dst, (uint32_t)(w - dst - VG_RING_HDR), back, newest);
             return w;
         }
         if (p >= end) { /* older than every record */
             memcpy(d, rec, nbytes);
             d = new_rec(rd, d + nbytes, (uint32_t)(idx - k), v);
-            ring_put_header(dst, (uint32_t)(d - dst - VG_RING_HDR), newest);
+            ring_put_header(dst, (uint32_t)(d - dst - VG_RING_HDR), (uint32_t)(newest - k), newest);
             return d;
         }
     }
@@ -585,7 +595,7 @@ void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
                          const vg_qwin_t *q, size_t nq)
 {
     const uint8_t *p = blob->data + o + VG_RING_HDR, *end = p + rd32(blob->data + o);
-    int64_t idx = rdi64(blob->data + o + 4);
+    int64_t idx = rdi64(blob->data + o + 8);
     /* Groups by hi, latest first (q is sorted so: state.c), each walk starting where the
      * skipping over records after its hi got to: the records newer than every window are
      * stepped over once, not once per group. */
@@ -609,7 +619,7 @@ int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, in
         return 0;
     uint32_t o = ring_off(blob, rd);
     uint32_t nbytes = rd32(blob->data + o);
-    int64_t idx = rdi64(blob->data + o + 4);
+    int64_t idx = rdi64(blob->data + o + 8);
     int64_t k = vg_bucket_of(ts, rd->bucket);
     const uint8_t *start = blob->data + o + VG_RING_HDR, *p = start, *end = start + nbytes;
     while (p < end) {
@@ -644,7 +654,7 @@ int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, in
 int vg_ring_set_contains(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t hi, uint64_t h)
 {
     const uint8_t *p = blob->data + o + VG_RING_HDR, *end = p + rd32(blob->data + o);
-    int64_t idx = rdi64(blob->data + o + 4);
+    int64_t idx = rdi64(blob->data + o + 8);
     while (p < end) {
         idx -= get_vu(&p);
         if (idx < lo)
@@ -663,7 +673,7 @@ size_t vg_ring_query_set(const vg_blob_t *blob, uint32_t o, int64_t lo, int64_t 
                          size_t cap)
 {
     const uint8_t *p = blob->data + o + VG_RING_HDR, *end = p + rd32(blob->data + o);
-    int64_t idx = rdi64(blob->data + o + 4);
+    int64_t idx = rdi64(blob->data + o + 8);
     size_t n = 0;
     while (p < end) {
         idx -= get_vu(&p);
