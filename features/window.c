@@ -554,6 +554,13 @@ static void query_from(const vg_ring_def_t *rd, const uint8_t *p, const uint8_t 
                        int64_t hi, const int64_t *nwin, size_t nw, vg_acc_t *acc)
 {
     unsigned m = rd->stats;
+    int labels = rd->labels;
+    /* where each statistic is in a record of several transactions; a single transaction's
+     * record has only its amount, at 0 (selected without branching on the count, which
+     * changes from record to record unpredictably) */
+    uint32_t om2 = 8 * (m & VG_STAT_SUM ? 1 : 0), omin = om2 + 8 * (m & VG_STAT_M2 ? 1 : 0);
+    uint32_t omax = omin + 8 * (m & VG_STAT_MIN ? 1 : 0), full = 8 * vg_popcount4(m);
+    uint32_t one = m ? 8 : 0;
     vg_acc_t a = {0, 0, 0, 0, INFINITY, -INFINITY};
     size_t j = 0;
     int64_t lo = hi - nwin[0] + 1;
@@ -571,21 +578,30 @@ static void query_from(const vg_ring_def_t *rd, const uint8_t *p, const uint8_t 
                 return;
             lo = hi - nwin[j] + 1;
         }
-        srec_t r;
-        p = srec_get(rd, p, &r);
-        double n = r.count;
-        a.fraud += r.fraud;
-        if (m & VG_STAT_M2)
-            vg_acc_merge(&a, n, r.sum, r.m2);
-        else {
+        uint32_t count = get_vu(&p);
+        if (labels)
+            a.fraud += get_vu(&p);
+        int single = count == 1;
+        uint32_t k = single ? 0 : 1;
+        double n = count;
+        /* a NaN amount is ignored by min and max (the comparisons fail), as when added */
+        if (m & VG_STAT_M2) {
+            double m2 = rdf(p + om2 * k);
+            vg_acc_merge(&a, n, rdf(p), single ? 0.0 : m2);
+        } else {
             a.count += n;
             if (m & VG_STAT_SUM)
-                a.sum += r.sum;
+                a.sum += rdf(p);
         }
-        if (m & VG_STAT_MIN)
-            a.min = fmin(a.min, r.min);
-        if (m & VG_STAT_MAX)
-            a.max = fmax(a.max, r.max);
+        if (m & VG_STAT_MIN) {
+            double v = rdf(p + omin * k);
+            a.min = v < a.min ? v : a.min;
+        }
+        if (m & VG_STAT_MAX) {
+            double v = rdf(p + omax * k);
+            a.max = v > a.max ? v : a.max;
+        }
+        p += single ? one : full;
     }
     while (j < nw)
         acc[j++] = a;
