@@ -871,10 +871,10 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
         return haversine_km(lat, lon, txn->lat, txn->lon) / hours;
     }
     const vg_ring_def_t *rd = &c->rings[f->ring];
-    int64_t hi = st->kw[st->ring_width[f->ring]] - f->ndelay;
-    int64_t lo = hi - f->nwin + 1;
     int cur = f->current && f->ndelay == 0 && filter_pass(c, rd->filter, txn);
     if (f->agg == VG_AGG_DISTINCT || f->agg == VG_AGG_NEW) {
+        int64_t hi = st->kw[st->ring_width[f->ring]] - f->ndelay;
+        int64_t lo = hi - f->nwin + 1;
         int has = txn->str[f->field] != NULL;
         if (f->agg == VG_AGG_NEW)
             return has ? !vg_ring_set_contains(&e->blob, st->roff[f->ring], lo, hi,
@@ -888,40 +888,46 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
             seen = st->setbuf[i] == h;
         return (double)n + (cur && has && !seen ? 1 : 0);
     }
-    vg_acc_t a = st->groups[st->fgroup[fi]].acc[st->fslot[fi]];
+    /* Read in place: the query has just stored these sums field by field, and copying the
+     * whole struct out again would load across those stores (a stall per feature). */
+    const vg_acc_t *a = &st->groups[st->fgroup[fi]].acc[st->fslot[fi]];
+    vg_acc_t with;
     if (cur) {
         double x = txn->amount;
-        vg_acc_merge(&a, 1, x, 0);
-        a.min = fmin(a.min, x);
-        a.max = fmax(a.max, x);
+        with = *a;
+        vg_acc_merge(&with, 1, x, 0);
+        with.min = fmin(with.min, x);
+        with.max = fmax(with.max, x);
+        a = &with;
     }
+    double count = a->count;
     switch (f->agg) {
     case VG_AGG_COUNT:
-        return a.count;
+        return count;
     case VG_AGG_SUM:
-        return a.sum;
+        return a->sum;
     case VG_AGG_MEAN:
-        return a.count > 0 ? a.sum / a.count : NAN;
+        return count > 0 ? a->sum / count : NAN;
     case VG_AGG_MIN:
-        return a.count > 0 ? a.min : NAN;
+        return count > 0 ? a->min : NAN;
     case VG_AGG_MAX:
-        return a.count > 0 ? a.max : NAN;
+        return count > 0 ? a->max : NAN;
     case VG_AGG_STD:
     case VG_AGG_ZSCORE: {
-        if (a.count <= 0)
+        if (count <= 0)
             return NAN;
-        double var = a.m2 / a.count;
+        double var = a->m2 / count;
         double sd = var > 0 ? sqrt(var) : 0;
         if (f->agg == VG_AGG_STD)
             return sd;
-        if (a.count < 2 || sd <= 0)
+        if (count < 2 || sd <= 0)
             return NAN;
-        return (txn->amount - a.sum / a.count) / sd;
+        return (txn->amount - a->sum / count) / sd;
     }
     case VG_AGG_FRAUD_COUNT:
-        return a.fraud;
+        return a->fraud;
     case VG_AGG_FRAUD_SHARE:
-        return a.count > 0 ? a.fraud / a.count : 0.0;
+        return count > 0 ? a->fraud / count : 0.0;
     default:
         return NAN;
     }
