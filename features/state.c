@@ -126,7 +126,7 @@ struct vg_state {
     size_t txn_bytes; /* arena bytes the pending records use */
 
     vg_kv_batch_t *batch;
-    vg_buf_t getbuf, recbuf;
+    vg_buf_t getbuf;
 
     /* checkpoint_ms: the writer thread and the batch it writes (guarded by wmu) */
     pthread_t writer;
@@ -497,7 +497,7 @@ static tslot_t *txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h
     return tab_slot(st->tslots, st->ntslots, key, len, h);
 }
 
-/* Stores (or replaces) the pending record for key. */
+/* Stores (or replaces) the pending record for key; val NULL: the caller fills r->val. */
 static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t h, const void *val,
                            size_t vlen)
 {
@@ -521,18 +521,20 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
     if (!r || r->vlen < vlen) {
         if (!r)
             st->ntxns++;
-        r = vg_arena_alloc(&st->txn_arena, sizeof(*r));
+        /* one block: the record, its key, its value */
+        r = vg_arena_alloc(&st->txn_arena, sizeof(*r) + len + vlen);
         st->txn_bytes += sizeof(*r) + len + vlen;
         r->hash = h;
         r->klen = (uint32_t)len;
-        r->key = vg_arena_alloc(&st->txn_arena, len ? len : 1);
+        r->key = (char *)(r + 1);
         memcpy(r->key, key, len);
-        r->val = vg_arena_alloc(&st->txn_arena, vlen);
+        r->val = (uint8_t *)r->key + len;
         slot->hash = h;
         slot->rec = r;
     }
-    memcpy(r->val, val, vlen);
     r->vlen = (uint32_t)vlen;
+    if (val)
+        memcpy(r->val, val, vlen);
     return r;
 }
 
@@ -637,7 +639,6 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     st->committed_watermark = INT64_MIN;
     st->part = -1;
     vg_buf_init(&st->getbuf);
-    vg_buf_init(&st->recbuf);
     vg_arena_init(&st->txn_arena, 1 << 20);
     vg_arena_init(&st->wtxn_arena, 1 << 20);
     pthread_mutex_init(&st->wmu, NULL);
@@ -776,7 +777,6 @@ void vg_state_close(vg_state_t *st)
     free(st->tslots);
     vg_arena_free(&st->txn_arena);
     vg_buf_free(&st->getbuf);
-    vg_buf_free(&st->recbuf);
     free(st->setbuf);
     free(st->scratch);
     for (size_t g = 0; g < st->ngroups; g++) {
@@ -1104,24 +1104,35 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     }
     st->watermark = wm;
 
-    if (record) {
-        vg_buf_t *b = &st->recbuf;
-        vg_buf_reset(b);
-        uint32_t hdr[2] = {(uint32_t)(st->part + 1), 0}; /* partition + 1, flags */
-        vg_buf_append(b, hdr, sizeof(hdr));
-        vg_buf_append(b, &t, 8);
-        vg_buf_append(b, &ringmask, 8);
+    if (record) { /* written in place: its size first, then the fields */
+        uint16_t lens[VG_STATE_MAX_TYPES];
+        size_t vlen = TXN_REC_HDR;
         for (size_t ty = 0; ty < c->ntypes; ty++) {
             if (c->types[ty].label_slot < 0)
                 continue;
             int field = c->types[ty].field;
-            uint16_t len = txn->str[field] && txn->len[field] < 0xffff ? (uint16_t)txn->len[field]
-                                                                       : (uint16_t)0xffff;
-            vg_buf_append(b, &len, 2);
-            if (len != 0xffff)
-                vg_buf_append(b, txn->str[field], len);
+            lens[ty] = txn->str[field] && txn->len[field] < 0xffff ? (uint16_t)txn->len[field]
+                                                                   : (uint16_t)0xffff;
+            vlen += 2 + (lens[ty] != 0xffff ? lens[ty] : 0);
         }
-        txn_put_h(st, txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], txn_h, b->data, b->len);
+        txnrec_t *r =
+            txn_put_h(st, txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], txn_h, NULL, vlen);
+        uint8_t *w = r->val;
+        uint32_t hdr[2] = {(uint32_t)(st->part + 1), 0}; /* partition + 1, flags */
+        memcpy(w, hdr, 8);
+        memcpy(w + 8, &t, 8);
+        memcpy(w + 16, &ringmask, 8);
+        w += TXN_REC_HDR;
+        for (size_t ty = 0; ty < c->ntypes; ty++) {
+            if (c->types[ty].label_slot < 0)
+                continue;
+            memcpy(w, &lens[ty], 2);
+            w += 2;
+            if (lens[ty] != 0xffff) {
+                memcpy(w, txn->str[c->types[ty].field], lens[ty]);
+                w += lens[ty];
+            }
+        }
     }
     return VG_OK;
 }
