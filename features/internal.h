@@ -169,6 +169,40 @@ static inline uint32_t vg_popcount4(unsigned m)
     return (m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1) + ((m >> 3) & 1);
 }
 
+/* The state's 64-bit hash of a string (an entity id, a set ring's value, a txn_id): eight
+ * bytes a step, where vg_hash64 (FNV-1a) takes one, and every id is hashed on every
+ * transaction (twice with vg_state_prefetch). Set rings store it, so it is part of the
+ * encoding (version 3). */
+static inline uint64_t vg_fhash(const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)n * 0xc2b2ae3d27d4eb4fULL);
+    for (; n > 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9fb21c651e98df25ULL;
+        h ^= h >> 29;
+    }
+    /* the last 1..8 bytes (none: 0) as one word, from loads that may overlap: the length is
+     * in h already, so the bytes they repeat cannot make two strings alike */
+    uint64_t w = 0;
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        w = (uint64_t)lo | ((uint64_t)hi << 32);
+    } else if (n > 0) {
+        w = (uint64_t)p[0] | ((uint64_t)p[n / 2] << 8) | ((uint64_t)p[n - 1] << 16);
+    }
+    h = (h ^ w) * 0x9fb21c651e98df25ULL;
+    /* murmur3's finaliser: every input bit reaches every output bit */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+}
+
 /* floor(ts / width) for any sign of ts. */
 static inline int64_t vg_bucket_of(int64_t ts, int64_t width)
 {

@@ -173,7 +173,7 @@ struct vg_state {
      * empty at open and no entity of it has been evicted since (every one written is still
      * cached), so a cache miss is a new entity and needs no read. */
     uint8_t may_store[VG_STATE_MAX_TYPES];
-    /* The current transaction's vg_hash64 of each field, computed once (fh_valid bit f):
+    /* The current transaction's vg_fhash of each field, computed once (fh_valid bit f):
      * an id is hashed for its entity and for every set ring and feature that reads it. */
     uint64_t fh[VG_TXN_MAX_FIELDS];
     uint32_t fh_valid;
@@ -214,7 +214,7 @@ static int expire_cb(void *ctx, const void *key, size_t klen, const void *val, s
 
 /* ---- the entity cache ---- */
 
-/* The cache key of an entity from the hash of its id (vg_hash64, the same as a set ring keeps
+/* The cache key of an entity from the hash of its id (vg_fhash, the same as a set ring keeps
  * for that value: one hash of each field serves both) mixed with its type (splitmix64's
  * finaliser). In memory only: never stored. */
 static inline uint64_t entity_mix(int type, uint64_t vh)
@@ -227,7 +227,7 @@ static inline uint64_t entity_mix(int type, uint64_t vh)
 
 static uint64_t entity_hash(int type, const char *key, size_t len)
 {
-    return entity_mix(type, vg_hash64(key, len, VG_HASH_SEED));
+    return entity_mix(type, vg_fhash(key, len));
 }
 
 /* A zeroed table of n bytes. From 2 MiB up it is 2 MiB-aligned and asks for transparent huge
@@ -540,7 +540,7 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
 
 static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void *val, size_t vlen)
 {
-    return txn_put_h(st, key, len, vg_hash64(key, len, VG_HASH_SEED), val, vlen);
+    return txn_put_h(st, key, len, vg_fhash(key, len), val, vlen);
 }
 
 /* ---- open / close ---- */
@@ -807,7 +807,7 @@ static inline uint64_t field_hash(vg_state_t *st, const vg_txn_t *txn, int field
 {
     uint32_t bit = 1u << field;
     if (!(st->fh_valid & bit)) {
-        st->fh[field] = vg_hash64(txn->str[field], txn->len[field], VG_HASH_SEED);
+        st->fh[field] = vg_fhash(txn->str[field], txn->len[field]);
         st->fh_valid |= bit;
     }
     return st->fh[field];
@@ -980,7 +980,7 @@ void vg_state_prefetch(vg_state_t *st, const vg_txn_t *txn)
     }
     st->pf_n[old] = n;
     if (c->uses_labels && txn->str[VG_F_TXN_ID]) {
-        uint64_t h = vg_hash64(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], VG_HASH_SEED);
+        uint64_t h = vg_fhash(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID]);
         __builtin_prefetch(&st->tslots[h & (st->ntslots - 1)]);
     }
 }
@@ -1003,7 +1003,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     int record = c->uses_labels && txn->str[VG_F_TXN_ID];
     uint64_t txn_h = 0;
     if (record) {
-        txn_h = vg_hash64(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], VG_HASH_SEED);
+        txn_h = vg_fhash(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID]);
         __builtin_prefetch(&st->tslots[txn_h & (st->ntslots - 1)]);
     }
     for (size_t ty = 0; ty < c->ntypes; ty++) {
@@ -1149,7 +1149,7 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     if (!id)
         return VG_ERR_NOTFOUND;
     size_t idlen = strlen(id);
-    uint64_t h = vg_hash64(id, idlen, VG_HASH_SEED);
+    uint64_t h = vg_fhash(id, idlen);
     txnrec_t *r = txn_slot(st, id, idlen, h)->rec;
     vg_err_t err;
     if (!r && st->nwtxns) { /* in a checkpoint being written: RocksDB may not have it yet */
