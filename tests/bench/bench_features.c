@@ -20,7 +20,8 @@
  * the CPU of all threads, RocksDB's and the writer's, and the time to close, which writes what
  * is left) and the bytes of state per card (encoded value, the same bytes RocksDB stores).
  * Usage: bench_features [EVENTS] [SOURCE_DIR]; VG_BENCH_ONLY=baseline|compute|commits runs one
- * phase.
+ * phase. Every run hints each transaction to vg_state_prefetch 3 events before processing it,
+ * as a caller holding a decoded micro-batch can (VG_BENCH_PREFETCH=D: D ahead, 0: no hints).
  */
 #include "features/features.h"
 
