@@ -229,16 +229,24 @@ static inline uint32_t vg_ring_end(const vg_blob_t *blob, uint32_t o)
  * off[0 .. nrings - 1]. Valid until the blob changes. */
 void vg_blob_ring_offsets(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
                           uint32_t *off);
-/* Writes the ring whose header is at offset o, with one transaction added in bucket k
- * (vg_bucket_of(ts, rd->bucket)), to dst: the ring's new header and records, which the
- * caller then puts in place of the old ring (state.c rewrites an entity's rings into scratch
- * this way, one pass, with no moving of the rings after a changed one). Drops the transaction
- * if its bucket was already evicted (older than the newest bucket - span + 1). dst needs room
- * for the ring plus VG_RING_MAX_GROWTH. Returns the end of what it wrote. */
-uint8_t *vg_ring_add_stats_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
-                              double amount, uint8_t *dst);
-uint8_t *vg_ring_add_value_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
-                              uint64_t hash, uint8_t *dst);
+/* What one transaction does to one ring of an entity: nothing (skip: filtered out, or the
+ * set ring's field is absent), or add it in bucket k (vg_bucket_of(ts, ring's bucket)): its
+ * amount to a stats ring, its value hash to a set ring. */
+typedef struct vg_ring_add {
+    int skip;
+    int64_t k;
+    uint64_t hash;
+} vg_ring_add_t;
+
+/* Writes the entity's rings (from offset VG_ENTITY_HDR of blob) to dst with one transaction
+ * added: add[i] for the type's i-th ring. Per ring: the records before the change copied,
+ * the changed one re-encoded, the rest copied up to the first evicted one; a transaction
+ * whose bucket was already evicted (older than the newest bucket - span + 1) is dropped. The
+ * caller then puts dst in place of the old rings (one pass, no moving of the rings after a
+ * changed one). dst needs room for the rings plus VG_RING_MAX_GROWTH per ring. Returns the
+ * end of what it wrote. */
+uint8_t *vg_entity_add(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
+                       const vg_ring_add_t *add, double amount, uint8_t *dst);
 /* Merges one more group of n values (sum, m2) into acc (Chan et al.'s parallel variance). */
 static inline void vg_acc_merge(vg_acc_t *acc, double n, double sum, double m2)
 {

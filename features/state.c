@@ -1073,26 +1073,19 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             free(st->scratch);
             st->scratch = vg_xmalloc(st->scratchcap);
         }
-        uint8_t *d = st->scratch;
-        uint32_t o = VG_ENTITY_HDR;
-        for (int r = et->first_ring; r < et->first_ring + et->nrings; r++) {
+        vg_ring_add_t add[VG_MAX_RINGS];
+        for (int i = 0; i < et->nrings; i++) {
+            int r = et->first_ring + i;
             const vg_ring_def_t *rd = &c->rings[r];
-            uint32_t next = vg_ring_end(&e->blob, o);
-            if (!filter_pass(c, rd->filter, txn) ||
-                (rd->set_field >= 0 && !txn->str[rd->set_field])) {
-                memcpy(d, e->blob.data + o, next - o);
-                d += next - o;
-            } else if (rd->set_field >= 0) {
-                d = vg_ring_add_value_to(&e->blob, rd, o, st->kw[st->ring_width[r]],
-                                         field_hash(st, txn, rd->set_field), d);
-            } else {
-                d = vg_ring_add_stats_to(&e->blob, rd, o, st->kw[st->ring_width[r]], txn->amount,
-                                         d);
-                if (rd->labels)
-                    ringmask |= 1ULL << r;
-            }
-            o = next;
+            add[i].k = st->kw[st->ring_width[r]];
+            add[i].skip = !filter_pass(c, rd->filter, txn) ||
+                          (rd->set_field >= 0 && !txn->str[rd->set_field]);
+            add[i].hash =
+                rd->set_field >= 0 && !add[i].skip ? field_hash(st, txn, rd->set_field) : 0;
+            if (!add[i].skip && rd->set_field < 0 && rd->labels)
+                ringmask |= 1ULL << r;
         }
+        uint8_t *d = vg_entity_add(&e->blob, c, (int)ty, add, txn->amount, st->scratch);
         uint32_t len = VG_ENTITY_HDR + (uint32_t)(d - st->scratch);
         if (len > e->blob.len)
             e = st->ents[ty] = entity_room(st, e, len - e->blob.len);

@@ -448,8 +448,8 @@ static inline const uint8_t *skip_rec(const vg_ring_def_t *rd, const uint8_t *r)
 /* Writes the ring at offset o of blob into dst with v added in bucket k: the records before
  * k's position copied, k's record new or updated, the rest copied up to the first evicted one.
  * Returns the end of what it wrote. */
-static uint8_t *ring_add(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
-                         const addv_t *v, uint8_t *dst)
+static inline uint8_t *ring_add(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
+                                int64_t k, const addv_t *v, uint8_t *dst)
 {
     const uint8_t *src = blob->data + o;
     uint32_t nbytes = rd32(src), back = rd32(src + 4);
@@ -534,18 +534,23 @@ static uint8_t *ring_add(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
     return dst + VG_RING_HDR + nbytes;
 }
 
-uint8_t *vg_ring_add_stats_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
-                              double amount, uint8_t *dst)
+uint8_t *vg_entity_add(const vg_blob_t *blob, const vg_catalog_t *catalog, int type,
+                       const vg_ring_add_t *add, double amount, uint8_t *dst)
 {
-    addv_t v = {amount, 0};
-    return ring_add(blob, rd, o, k, &v, dst);
-}
-
-uint8_t *vg_ring_add_value_to(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o, int64_t k,
-                              uint64_t hash, uint8_t *dst)
-{
-    addv_t v = {0, hash};
-    return ring_add(blob, rd, o, k, &v, dst);
+    const vg_etype_t *et = &catalog->types[type];
+    uint32_t o = VG_ENTITY_HDR;
+    for (int i = 0; i < et->nrings; i++) {
+        uint32_t next = o + VG_RING_HDR + rd32(blob->data + o);
+        if (add[i].skip) {
+            memcpy(dst, blob->data + o, next - o);
+            dst += next - o;
+        } else {
+            addv_t v = {amount, add[i].hash};
+            dst = ring_add(blob, &catalog->rings[et->first_ring + i], o, add[i].k, &v, dst);
+        }
+        o = next;
+    }
+    return dst;
 }
 
 /* One group's walk (see vg_ring_query_stats) from the record at p, whose predecessor has
