@@ -617,6 +617,17 @@ void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
 {
     const uint8_t *p = blob->data + o + VG_RING_HDR, *end = p + rd32(blob->data + o);
     int64_t idx = rdi64(blob->data + o + 8);
+    /* The common case of an entity quiet for longer than the ring's windows (a card's
+     * minutes-long rings): no record reaches any window, every sum is empty. */
+    int stale = 1;
+    for (size_t g = 0; g < nq && stale; g++)
+        stale = p == end || idx < q[g].hi - q[g].nwin[q[g].nw - 1] + 1;
+    if (stale) {
+        for (size_t g = 0; g < nq; g++)
+            for (size_t j = 0; j < q[g].nw; j++)
+                q[g].acc[j] = (vg_acc_t){0, 0, 0, 0, INFINITY, -INFINITY};
+        return;
+    }
     /* Groups by hi, latest first (q is sorted so: state.c), each walk starting where the
      * skipping over records after its hi got to: the records newer than every window are
      * stepped over once, not once per group. */
