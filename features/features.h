@@ -93,6 +93,17 @@ void vg_state_close(vg_state_t *state);
 vg_err_t vg_state_process(vg_state_t *state, const vg_txn_t *txn, double *out);
 
 /*
+ * Optional hint, for a caller that holds its input ahead of processing it (a micro-batch):
+ * txn will be passed to vg_state_process soon. Starts loading the memory its entities' state
+ * lives in, one step per call (table slots, then each entity's header, then its rings), so
+ * that with a call for the transaction D = 3 ahead of each vg_state_process (the first D
+ * transactions hinted first) their cache misses overlap the work on the transactions
+ * before. Changes nothing that any call can observe; txn is not kept. Any D works; a
+ * transaction hinted and never processed costs only the hint.
+ */
+void vg_state_prefetch(vg_state_t *state, const vg_txn_t *txn);
+
+/*
  * Applies a label: a fraud label for T counts in T's entities, in the bucket of T's time,
  * and is visible to transactions processed after this call; a second fraud label for T is
  * a no-op; a legit label after a fraud one takes the fraud back out. VG_ERR_NOTFOUND if

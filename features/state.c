@@ -126,7 +126,7 @@ struct vg_state {
     size_t txn_bytes; /* arena bytes the pending records use */
 
     vg_kv_batch_t *batch;
-    vg_buf_t getbuf, recbuf;
+    vg_buf_t getbuf;
 
     /* checkpoint_ms: the writer thread and the batch it writes (guarded by wmu) */
     pthread_t writer;
@@ -159,6 +159,7 @@ struct vg_state {
     qgroup_t *groups; /* by entity type: type t's are group_first[t] .. group_first[t + 1] - 1 */
     size_t ngroups;
     size_t group_first[VG_STATE_MAX_TYPES + 1];
+    vg_qwin_t *qwin;             /* one ring's groups being queried */
     int *fgroup, *fslot;         /* per feature: its group and window there (-1: none) */
     uint32_t roff[VG_MAX_RINGS]; /* ring offsets in the current transaction's entities */
     /* The catalogue's distinct bucket widths: the current transaction's bucket index in each
@@ -168,7 +169,22 @@ struct vg_state {
     int ring_width[VG_MAX_RINGS]; /* ring -> its width's position */
     int64_t kw[VG_MAX_RINGS];     /* the current transaction's bucket in each width */
     vg_entity_t *ents[VG_STATE_MAX_TYPES];
+    /* 0 while RocksDB cannot hold an entity of the type that the cache lacks: its family was
+     * empty at open and no entity of it has been evicted since (every one written is still
+     * cached), so a cache miss is a new entity and needs no read. */
+    uint8_t may_store[VG_STATE_MAX_TYPES];
+    /* The current transaction's vg_fhash of each field, computed once (fh_valid bit f):
+     * an id is hashed for its entity and for every set ring and feature that reads it. */
+    uint64_t fh[VG_TXN_MAX_FIELDS];
+    uint32_t fh_valid;
+    /* vg_state_prefetch's pipeline: the entity hashes of the last three transactions hinted
+     * (pf_n[i] of them), pf_hash[pf_cur] the newest. */
+    uint64_t pf_hash[3][VG_STATE_MAX_TYPES];
+    uint32_t pf_n[3];
+    int pf_cur;
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
+    uint8_t *scratch; /* an entity's rings being rewritten (vg_state_process) */
+    uint32_t scratchcap;
 
     uint64_t loads, evictions, expired, commits, writes, committed_bytes;
 };
@@ -198,10 +214,20 @@ static int expire_cb(void *ctx, const void *key, size_t klen, const void *val, s
 
 /* ---- the entity cache ---- */
 
+/* The cache key of an entity from the hash of its id (vg_fhash, the same as a set ring keeps
+ * for that value: one hash of each field serves both) mixed with its type (splitmix64's
+ * finaliser). In memory only: never stored. */
+static inline uint64_t entity_mix(int type, uint64_t vh)
+{
+    uint64_t h = vh ^ ((uint64_t)(type + 1) * 0x9e3779b97f4a7c15ULL);
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
 static uint64_t entity_hash(int type, const char *key, size_t len)
 {
-    uint64_t h = vg_hash64(key, len, VG_HASH_SEED ^ ((uint64_t)(type + 1) * 0x9e3779b97f4a7c15ULL));
-    return h ^ (h >> 29);
+    return entity_mix(type, vg_fhash(key, len));
 }
 
 /* A zeroed table of n bytes. From 2 MiB up it is 2 MiB-aligned and asks for transparent huge
@@ -363,8 +389,8 @@ static vg_entity_t *entity_get_h(vg_state_t *st, int type, const char *key, size
     }
     int found = 0;
     char eb[VG_ERRLEN];
-    if ((*err = vg_kv_get(st->kv, st->cf_type[type], key, len, &st->getbuf, &found, eb,
-                          sizeof(eb))) != VG_OK) {
+    if (st->may_store[type] && (*err = vg_kv_get(st->kv, st->cf_type[type], key, len, &st->getbuf,
+                                                 &found, eb, sizeof(eb))) != VG_OK) {
         vg_error("features", "%s", eb);
         return NULL;
     }
@@ -447,6 +473,7 @@ static void evict(vg_state_t *st)
             st->clock++;
             continue;
         }
+        st->may_store[e->type] = 1;
         table_remove(st, i); /* another entry may shift into i: look at it next */
         entity_free(st, e);
         st->evictions++;
@@ -470,7 +497,7 @@ static tslot_t *txn_slot(vg_state_t *st, const char *key, size_t len, uint64_t h
     return tab_slot(st->tslots, st->ntslots, key, len, h);
 }
 
-/* Stores (or replaces) the pending record for key. */
+/* Stores (or replaces) the pending record for key; val NULL: the caller fills r->val. */
 static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t h, const void *val,
                            size_t vlen)
 {
@@ -494,24 +521,26 @@ static txnrec_t *txn_put_h(vg_state_t *st, const char *key, size_t len, uint64_t
     if (!r || r->vlen < vlen) {
         if (!r)
             st->ntxns++;
-        r = vg_arena_alloc(&st->txn_arena, sizeof(*r));
+        /* one block: the record, its key, its value */
+        r = vg_arena_alloc(&st->txn_arena, sizeof(*r) + len + vlen);
         st->txn_bytes += sizeof(*r) + len + vlen;
         r->hash = h;
         r->klen = (uint32_t)len;
-        r->key = vg_arena_alloc(&st->txn_arena, len ? len : 1);
+        r->key = (char *)(r + 1);
         memcpy(r->key, key, len);
-        r->val = vg_arena_alloc(&st->txn_arena, vlen);
+        r->val = (uint8_t *)r->key + len;
         slot->hash = h;
         slot->rec = r;
     }
-    memcpy(r->val, val, vlen);
     r->vlen = (uint32_t)vlen;
+    if (val)
+        memcpy(r->val, val, vlen);
     return r;
 }
 
 static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void *val, size_t vlen)
 {
-    return txn_put_h(st, key, len, vg_hash64(key, len, VG_HASH_SEED), val, vlen);
+    return txn_put_h(st, key, len, vg_fhash(key, len), val, vlen);
 }
 
 /* ---- open / close ---- */
@@ -519,6 +548,12 @@ static txnrec_t *txn_put(vg_state_t *st, const char *key, size_t len, const void
 static int is_stats_agg(vg_agg_t agg)
 {
     return agg >= VG_AGG_COUNT && agg <= VG_AGG_FRAUD_SHARE;
+}
+
+/* The order of a type's groups: by ring, then by delay (the latest end bucket first). */
+static int group_after(const qgroup_t *a, const qgroup_t *b)
+{
+    return a->ring != b->ring ? a->ring > b->ring : a->ndelay > b->ndelay;
 }
 
 /* Groups the windowed stats features by (ring, delay), type by type, each group's window
@@ -561,6 +596,16 @@ static void build_groups(vg_state_t *st)
         }
     }
     st->group_first[c->ntypes] = st->ngroups;
+    /* each type's groups by ring and delay, so that one pass over a ring serves all of its */
+    for (size_t ty = 0; ty < c->ntypes; ty++)
+        for (size_t g = st->group_first[ty] + 1; g < st->group_first[ty + 1]; g++)
+            for (size_t h = g;
+                 h > st->group_first[ty] && group_after(&st->groups[h - 1], &st->groups[h]); h--) {
+                qgroup_t tmp = st->groups[h];
+                st->groups[h] = st->groups[h - 1];
+                st->groups[h - 1] = tmp;
+            }
+    st->qwin = vg_xcalloc(st->ngroups + 1, sizeof(*st->qwin));
     for (size_t i = 0; i < nf; i++) { /* slots are final only once every window is in */
         const vg_feature_t *f = &c->features[i];
         if (f->type < 0 || !is_stats_agg(f->agg))
@@ -594,7 +639,6 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     st->committed_watermark = INT64_MIN;
     st->part = -1;
     vg_buf_init(&st->getbuf);
-    vg_buf_init(&st->recbuf);
     vg_arena_init(&st->txn_arena, 1 << 20);
     vg_arena_init(&st->wtxn_arena, 1 << 20);
     pthread_mutex_init(&st->wmu, NULL);
@@ -652,6 +696,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         uint32_t v = VG_ENTITY_VERSION;
         size_t vlen = 0;
         if (vg_kv_iter_valid(it)) {
+            st->may_store[t] = 1;
             const void *val = vg_kv_iter_value(it, &vlen);
             if (vlen >= 4)
                 memcpy(&v, val, 4);
@@ -689,9 +734,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         st->ring_width[r] = (int)w;
     }
     for (size_t r = 0; r < catalog->nrings; r++)
-        st->max_growth[catalog->rings[r].type] += catalog->rings[r].set_field >= 0
-                                                      ? VG_SET_REC_HDR + 8
-                                                      : vg_stats_reclen(&catalog->rings[r]);
+        st->max_growth[catalog->rings[r].type] += VG_RING_MAX_GROWTH;
     return st;
 
 out_free:
@@ -734,13 +777,14 @@ void vg_state_close(vg_state_t *st)
     free(st->tslots);
     vg_arena_free(&st->txn_arena);
     vg_buf_free(&st->getbuf);
-    vg_buf_free(&st->recbuf);
     free(st->setbuf);
+    free(st->scratch);
     for (size_t g = 0; g < st->ngroups; g++) {
         free(st->groups[g].nwin);
         free(st->groups[g].acc);
     }
     free(st->groups);
+    free(st->qwin);
     free(st->fgroup);
     free(st->fslot);
     free(st);
@@ -758,9 +802,15 @@ static int filter_pass(const vg_catalog_t *c, int fi, const vg_txn_t *txn)
     return f->negate ? !eq : eq;
 }
 
-static uint64_t value_hash(const vg_txn_t *txn, int field)
+/* The hash of a present field of the current transaction (see fh). */
+static inline uint64_t field_hash(vg_state_t *st, const vg_txn_t *txn, int field)
 {
-    return vg_hash64(txn->str[field], txn->len[field], VG_HASH_SEED);
+    uint32_t bit = 1u << field;
+    if (!(st->fh_valid & bit)) {
+        st->fh[field] = vg_fhash(txn->str[field], txn->len[field]);
+        st->fh_valid |= bit;
+    }
+    return st->fh[field];
 }
 
 static double haversine_km(double lat1, double lon1, double lat2, double lon2)
@@ -821,59 +871,117 @@ static double compute(vg_state_t *st, size_t fi, const vg_txn_t *txn)
         return haversine_km(lat, lon, txn->lat, txn->lon) / hours;
     }
     const vg_ring_def_t *rd = &c->rings[f->ring];
-    int64_t hi = st->kw[st->ring_width[f->ring]] - f->ndelay;
-    int64_t lo = hi - f->nwin + 1;
     int cur = f->current && f->ndelay == 0 && filter_pass(c, rd->filter, txn);
     if (f->agg == VG_AGG_DISTINCT || f->agg == VG_AGG_NEW) {
+        int64_t hi = st->kw[st->ring_width[f->ring]] - f->ndelay;
+        int64_t lo = hi - f->nwin + 1;
         int has = txn->str[f->field] != NULL;
         if (f->agg == VG_AGG_NEW)
             return has ? !vg_ring_set_contains(&e->blob, st->roff[f->ring], lo, hi,
-                                               value_hash(txn, f->field))
+                                               field_hash(st, txn, f->field))
                        : NAN;
         size_t n =
             vg_ring_query_set(&e->blob, st->roff[f->ring], lo, hi, st->setbuf, st->setcap - 1);
-        uint64_t h = has ? value_hash(txn, f->field) : 0;
+        uint64_t h = has ? field_hash(st, txn, f->field) : 0;
         int seen = 0;
         for (size_t i = 0; has && i < n && !seen; i++)
             seen = st->setbuf[i] == h;
         return (double)n + (cur && has && !seen ? 1 : 0);
     }
-    vg_acc_t a = st->groups[st->fgroup[fi]].acc[st->fslot[fi]];
+    /* Read in place: the query has just stored these sums field by field, and copying the
+     * whole struct out again would load across those stores (a stall per feature). */
+    const vg_acc_t *a = &st->groups[st->fgroup[fi]].acc[st->fslot[fi]];
+    vg_acc_t with;
     if (cur) {
         double x = txn->amount;
-        vg_acc_merge(&a, 1, x, 0);
-        a.min = fmin(a.min, x);
-        a.max = fmax(a.max, x);
+        with = *a;
+        vg_acc_merge(&with, 1, x, 0);
+        with.min = fmin(with.min, x);
+        with.max = fmax(with.max, x);
+        a = &with;
     }
+    double count = a->count;
     switch (f->agg) {
     case VG_AGG_COUNT:
-        return a.count;
+        return count;
     case VG_AGG_SUM:
-        return a.sum;
+        return a->sum;
     case VG_AGG_MEAN:
-        return a.count > 0 ? a.sum / a.count : NAN;
+        return count > 0 ? a->sum / count : NAN;
     case VG_AGG_MIN:
-        return a.count > 0 ? a.min : NAN;
+        return count > 0 ? a->min : NAN;
     case VG_AGG_MAX:
-        return a.count > 0 ? a.max : NAN;
+        return count > 0 ? a->max : NAN;
     case VG_AGG_STD:
     case VG_AGG_ZSCORE: {
-        if (a.count <= 0)
+        if (count <= 0)
             return NAN;
-        double var = a.m2 / a.count;
+        double var = a->m2 / count;
         double sd = var > 0 ? sqrt(var) : 0;
         if (f->agg == VG_AGG_STD)
             return sd;
-        if (a.count < 2 || sd <= 0)
+        if (count < 2 || sd <= 0)
             return NAN;
-        return (txn->amount - a.sum / a.count) / sd;
+        return (txn->amount - a->sum / count) / sd;
     }
     case VG_AGG_FRAUD_COUNT:
-        return a.fraud;
+        return a->fraud;
     case VG_AGG_FRAUD_SHARE:
-        return a.count > 0 ? a.fraud / a.count : 0.0;
+        return count > 0 ? a->fraud / count : 0.0;
     default:
         return NAN;
+    }
+}
+
+/* The cached entity whose slot holds hash h, if any (another entity with the same hash is
+ * as good for a prefetch). */
+static inline const vg_entity_t *slot_peek(const vg_state_t *st, uint64_t h)
+{
+    size_t mask = st->nslots - 1;
+    for (size_t i = h & mask; st->slots[i].ent; i = (i + 1) & mask)
+        if (st->slots[i].hash == h)
+            return st->slots[i].ent;
+    return NULL;
+}
+
+void vg_state_prefetch(vg_state_t *st, const vg_txn_t *txn)
+{
+    const vg_catalog_t *c = st->catalog;
+    /* Three stages, one per call, each on memory the previous stage asked for a call ago:
+     * the oldest hinted transaction's state past its entity header (the length is known
+     * now), the next one's entity header and first rings, and this one's table slots. */
+    int cur = st->pf_cur, prev = cur ? cur - 1 : 2, old = prev ? prev - 1 : 2;
+    for (uint32_t j = 0; j < st->pf_n[old]; j++) {
+        const vg_entity_t *e = slot_peek(st, st->pf_hash[old][j]);
+        if (!e)
+            continue;
+        const char *p = (const char *)e;
+        uint32_t end = (uint32_t)ent_blob_off(e->keylen) + e->blob.len;
+        for (uint32_t off = 256; off < end && off < 2048; off += 64)
+            __builtin_prefetch(p + off);
+    }
+    for (uint32_t j = 0; j < st->pf_n[prev]; j++) {
+        const char *p = (const char *)slot_peek(st, st->pf_hash[prev][j]);
+        if (p)
+            for (int l = 0; l < 4; l++)
+                __builtin_prefetch(p + 64 * l);
+    }
+    st->pf_cur = old; /* the oldest slot is reused for the newest transaction */
+    uint32_t n = 0;
+    size_t mask = st->nslots - 1;
+    st->fh_valid = 0;
+    for (size_t ty = 0; ty < c->ntypes; ty++) {
+        int field = c->types[ty].field;
+        if (!txn->str[field])
+            continue;
+        uint64_t h = entity_mix((int)ty, field_hash(st, txn, field));
+        st->pf_hash[old][n++] = h;
+        __builtin_prefetch(&st->slots[h & mask]);
+    }
+    st->pf_n[old] = n;
+    if (c->uses_labels && txn->str[VG_F_TXN_ID]) {
+        uint64_t h = vg_fhash(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID]);
+        __builtin_prefetch(&st->tslots[h & (st->ntslots - 1)]);
     }
 }
 
@@ -884,6 +992,7 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     int64_t t = txn->ts_ms;
     int64_t wm = st->watermark > t ? st->watermark : t;
     vg_err_t err;
+    st->fh_valid = 0;
     /* The entities of one transaction are unrelated cache lines in a large table: issue
      * their loads together (slot, then entity, then its rings) instead of one miss after
      * another. */
@@ -894,14 +1003,14 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
     int record = c->uses_labels && txn->str[VG_F_TXN_ID];
     uint64_t txn_h = 0;
     if (record) {
-        txn_h = vg_hash64(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], VG_HASH_SEED);
+        txn_h = vg_fhash(txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID]);
         __builtin_prefetch(&st->tslots[txn_h & (st->ntslots - 1)]);
     }
     for (size_t ty = 0; ty < c->ntypes; ty++) {
         int field = c->types[ty].field;
         if (!txn->str[field])
             continue;
-        hs[ty] = entity_hash((int)ty, txn->str[field], txn->len[field]);
+        hs[ty] = entity_mix((int)ty, field_hash(st, txn, field));
         __builtin_prefetch(&st->slots[hs[ty] & mask]);
     }
     for (size_t ty = 0; ty < c->ntypes; ty++) {
@@ -934,11 +1043,18 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
             continue;
         entity_expire(st, e, wm);
         vg_blob_ring_offsets(&e->blob, c, (int)ty, st->roff + c->types[ty].first_ring);
-        for (size_t g = st->group_first[ty]; g < st->group_first[ty + 1]; g++) {
-            qgroup_t *q = &st->groups[g];
-            const vg_ring_def_t *rd = &c->rings[q->ring];
-            int64_t hi = st->kw[st->ring_width[q->ring]] - q->ndelay;
-            vg_ring_query_stats(&e->blob, rd, st->roff[q->ring], hi, q->nwin, q->nw, q->acc);
+        /* a type's groups are sorted by ring: one walk per ring serves all its delays */
+        for (size_t g = st->group_first[ty]; g < st->group_first[ty + 1];) {
+            int ring = st->groups[g].ring;
+            size_t nq = 0;
+            for (; g < st->group_first[ty + 1] && st->groups[g].ring == ring; g++, nq++) {
+                qgroup_t *q = &st->groups[g];
+                st->qwin[nq] = (vg_qwin_t){.hi = st->kw[st->ring_width[ring]] - q->ndelay,
+                                           .nwin = q->nwin,
+                                           .nw = q->nw,
+                                           .acc = q->acc};
+            }
+            vg_ring_query_stats(&e->blob, &c->rings[ring], st->roff[ring], st->qwin, nq);
         }
     }
     for (size_t i = 0; i < c->nfeatures; i++)
@@ -950,46 +1066,66 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         if (!e)
             continue;
         const vg_etype_t *et = &c->types[ty];
-        e = st->ents[ty] = entity_room(st, e, st->max_growth[ty]);
-        uint32_t o = VG_ENTITY_HDR; /* each add returns the next ring's offset */
-        for (int r = et->first_ring; r < et->first_ring + et->nrings; r++) {
-            const vg_ring_def_t *rd = &c->rings[r];
-            if (!filter_pass(c, rd->filter, txn) ||
-                (rd->set_field >= 0 && !txn->str[rd->set_field])) {
-                o = vg_ring_end(&e->blob, o);
-            } else if (rd->set_field >= 0) {
-                o = vg_ring_add_value(&e->blob, rd, o, st->kw[st->ring_width[r]],
-                                      value_hash(txn, rd->set_field));
-            } else {
-                o = vg_ring_add_stats(&e->blob, rd, o, st->kw[st->ring_width[r]], txn->amount);
-                if (rd->labels)
-                    ringmask |= 1ULL << r;
-            }
+        /* The rings rewritten into scratch in one pass, then copied back over the old ones. */
+        uint32_t need = e->blob.len + st->max_growth[ty];
+        if (need > st->scratchcap) {
+            st->scratchcap = need * 2;
+            free(st->scratch);
+            st->scratch = vg_xmalloc(st->scratchcap);
         }
+        vg_ring_add_t add[VG_MAX_RINGS];
+        for (int i = 0; i < et->nrings; i++) {
+            int r = et->first_ring + i;
+            const vg_ring_def_t *rd = &c->rings[r];
+            add[i].k = st->kw[st->ring_width[r]];
+            add[i].skip = !filter_pass(c, rd->filter, txn) ||
+                          (rd->set_field >= 0 && !txn->str[rd->set_field]);
+            add[i].hash =
+                rd->set_field >= 0 && !add[i].skip ? field_hash(st, txn, rd->set_field) : 0;
+            if (!add[i].skip && rd->set_field < 0 && rd->labels)
+                ringmask |= 1ULL << r;
+        }
+        uint8_t *d = vg_entity_add(&e->blob, c, (int)ty, add, txn->amount, st->scratch);
+        uint32_t len = VG_ENTITY_HDR + (uint32_t)(d - st->scratch);
+        if (len > e->blob.len)
+            e = st->ents[ty] = entity_room(st, e, len - e->blob.len);
+        memcpy(e->blob.data + VG_ENTITY_HDR, st->scratch, len - VG_ENTITY_HDR);
+        e->blob.len = len;
         vg_blob_touch(&e->blob, t, txn->lat, txn->lon);
         e->part = st->part;
         mark_dirty(st, e);
     }
     st->watermark = wm;
 
-    if (record) {
-        vg_buf_t *b = &st->recbuf;
-        vg_buf_reset(b);
-        uint32_t hdr[2] = {(uint32_t)(st->part + 1), 0}; /* partition + 1, flags */
-        vg_buf_append(b, hdr, sizeof(hdr));
-        vg_buf_append(b, &t, 8);
-        vg_buf_append(b, &ringmask, 8);
+    if (record) { /* written in place: its size first, then the fields */
+        uint16_t lens[VG_STATE_MAX_TYPES];
+        size_t vlen = TXN_REC_HDR;
         for (size_t ty = 0; ty < c->ntypes; ty++) {
             if (c->types[ty].label_slot < 0)
                 continue;
             int field = c->types[ty].field;
-            uint16_t len = txn->str[field] && txn->len[field] < 0xffff ? (uint16_t)txn->len[field]
-                                                                       : (uint16_t)0xffff;
-            vg_buf_append(b, &len, 2);
-            if (len != 0xffff)
-                vg_buf_append(b, txn->str[field], len);
+            lens[ty] = txn->str[field] && txn->len[field] < 0xffff ? (uint16_t)txn->len[field]
+                                                                   : (uint16_t)0xffff;
+            vlen += 2 + (lens[ty] != 0xffff ? lens[ty] : 0);
         }
-        txn_put_h(st, txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], txn_h, b->data, b->len);
+        txnrec_t *r =
+            txn_put_h(st, txn->str[VG_F_TXN_ID], txn->len[VG_F_TXN_ID], txn_h, NULL, vlen);
+        uint8_t *w = r->val;
+        uint32_t hdr[2] = {(uint32_t)(st->part + 1), 0}; /* partition + 1, flags */
+        memcpy(w, hdr, 8);
+        memcpy(w + 8, &t, 8);
+        memcpy(w + 16, &ringmask, 8);
+        w += TXN_REC_HDR;
+        for (size_t ty = 0; ty < c->ntypes; ty++) {
+            if (c->types[ty].label_slot < 0)
+                continue;
+            memcpy(w, &lens[ty], 2);
+            w += 2;
+            if (lens[ty] != 0xffff) {
+                memcpy(w, txn->str[c->types[ty].field], lens[ty]);
+                w += lens[ty];
+            }
+        }
     }
     return VG_OK;
 }
@@ -1006,7 +1142,7 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
     if (!id)
         return VG_ERR_NOTFOUND;
     size_t idlen = strlen(id);
-    uint64_t h = vg_hash64(id, idlen, VG_HASH_SEED);
+    uint64_t h = vg_fhash(id, idlen);
     txnrec_t *r = txn_slot(st, id, idlen, h)->rec;
     vg_err_t err;
     if (!r && st->nwtxns) { /* in a checkpoint being written: RocksDB may not have it yet */
@@ -1060,6 +1196,7 @@ vg_err_t vg_state_label(vg_state_t *st, const vg_label_t *label)
             return err;
         entity_expire(st, e, st->watermark);
         const vg_etype_t *et = &c->types[ty];
+        e = entity_room(st, e, (uint32_t)et->nrings); /* a fraud count may grow a byte a ring */
         int changed = 0;
         for (int ri = et->first_ring; ri < et->first_ring + et->nrings; ri++)
             if (mask & (1ULL << ri))
@@ -1093,6 +1230,17 @@ static void build_batch(vg_state_t *st)
     /* In no particular order: the families' memtables hash whole keys (kv.h point_lookups),
      * so sorting the batch, which a skiplist would want, buys nothing. */
     for (size_t i = 0; i < st->ndirty; i++) {
+        /* The dirty entities are scattered over the heap: ask for each one's header 16 ahead
+         * and, its length known by then, for all of it 8 ahead (the put copies it whole). */
+        if (i + 16 < st->ndirty)
+            __builtin_prefetch(st->dirty[i + 16]);
+        if (i + 8 < st->ndirty) {
+            const vg_entity_t *f = st->dirty[i + 8];
+            const char *p = (const char *)f;
+            uint32_t end = (uint32_t)ent_blob_off(f->keylen) + f->blob.len;
+            for (uint32_t off = 64; off < end; off += 64)
+                __builtin_prefetch(p + off);
+        }
         vg_entity_t *e = st->dirty[i];
         if (entity_gone(st, e))
             vg_kv_batch_delete(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen);

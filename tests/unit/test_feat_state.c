@@ -5,7 +5,8 @@
  * entity fields give NaN; stats count entities per type; the expiry filter deletes idle
  * entities from disk; a directory written with an older entity encoding is refused; with
  * checkpoint_ms, commits reach RocksDB only at a checkpoint (due by time, asked for, or at a
- * close after a commit), and reopening gives the last checkpoint's state and offsets.
+ * close after a commit), and reopening gives the last checkpoint's state and offsets;
+ * vg_state_prefetch hints change no value, whatever is hinted.
  */
 #include "features/features.h"
 #include "features/kv.h"
@@ -180,7 +181,7 @@ static void test_state_old_encoding(void)
     VG_CHECK(vg_state_open(dir, c, NULL, eb, sizeof(eb)) == NULL);
     char want[4400];
     snprintf(want, sizeof(want),
-             "state in %s holds entity encoding version 1, this build reads version 2: rebuild "
+             "state in %s holds entity encoding version 1, this build reads version 3: rebuild "
              "the state in a new directory",
              dir);
     VG_CHECK_STR(eb, want);
@@ -298,10 +299,103 @@ static void test_state_checkpoints(void)
     free(dir);
 }
 
+/* The same stream (random cards, terminals and devices, out of order, labels, commits with a
+ * cache small enough to evict) through two states, one given vg_state_prefetch hints three
+ * transactions ahead plus hints for transactions never processed: every value is the same,
+ * bit for bit, and so are the entities evicted and reloaded. */
+static void test_state_prefetch(void)
+{
+    static const char *cat_text =
+        "n = count by card_id over 1h\nm = mean by card_id over 1d\nsd = std by card_id over 1d\n"
+        "z = zscore by card_id over 7d delay 1d\nf = fraud_share by terminal_id over 1d delay 1h\n"
+        "d = distinct terminal_id by card_id over 1d\nw = new terminal_id by card_id over 7d\n"
+        "dc = distinct card_id by device_id over 1h\ns = since_last by terminal_id over 1d\n";
+    vg_schema_t schema;
+    vg_schema_init(&schema);
+    char eb[VG_ERRLEN] = "";
+    vg_catalog_t *c = vg_catalog_parse("p", cat_text, strlen(cat_text), &schema, eb, sizeof(eb));
+    VG_CHECK_STR(eb, "");
+    if (!c)
+        return;
+    size_t nf = vg_catalog_size(c);
+    vg_state_opts_t opts = {.cache_bytes = 64 * 1024, .nosync = 1};
+    char *dirs[2];
+    vg_state_t *st[2];
+    for (int k = 0; k < 2; k++) {
+        dirs[k] = vg_test_tmpdir();
+        st[k] = vg_state_open(dirs[k], c, &opts, eb, sizeof(eb));
+        VG_CHECK(st[k] != NULL);
+        if (!st[k])
+            return;
+    }
+    enum { N = 4000, D = 3 };
+    static char ids[N][12], cards[N][12], terms[N][12], devs[N][12];
+    static vg_txn_t txns[N];
+    uint64_t rs = 88172645463325252ULL;
+    int64_t t0 = 1767571200000LL;
+    for (int i = 0; i < N; i++) {
+        rs ^= rs << 13;
+        rs ^= rs >> 7;
+        rs ^= rs << 17;
+        snprintf(ids[i], sizeof(ids[i]), "x%d", i);
+        snprintf(cards[i], sizeof(cards[i]), "c%d", (int)(rs % 300));
+        snprintf(terms[i], sizeof(terms[i]), "t%d", (int)((rs >> 20) % 40));
+        snprintf(devs[i], sizeof(devs[i]), "d%d", (int)((rs >> 30) % 100));
+        int64_t ts = t0 + (int64_t)i * 60000 - ((rs >> 40) % 10 == 0 ? (int64_t)(rs % 7200000) : 0);
+        txn_at(&txns[i], ids[i], cards[i], terms[i], ts);
+        txns[i].amount = (double)((rs >> 8) % 50000) / 100.0;
+        if ((rs >> 50) % 3) {
+            txns[i].str[VG_F_DEVICE_ID] = devs[i];
+            txns[i].len[VG_F_DEVICE_ID] = (uint32_t)strlen(devs[i]);
+        }
+    }
+    vg_txn_t bogus;
+    txn_at(&bogus, "never", "c-unseen", "t1", t0);
+    double *out[2] = {malloc(nf * sizeof(double)), malloc(nf * sizeof(double))};
+    int same = 1;
+    for (int i = 0; i < D; i++)
+        vg_state_prefetch(st[1], &txns[i]);
+    for (int i = 0; i < N; i++) {
+        if (i + D < N)
+            vg_state_prefetch(st[1], &txns[i + D]);
+        if (i % 7 == 0)
+            vg_state_prefetch(st[1], &bogus);
+        for (int k = 0; k < 2; k++)
+            VG_CHECK_INT(vg_state_process(st[k], &txns[i], out[k]), VG_OK);
+        same &= memcmp(out[0], out[1], nf * sizeof(double)) == 0;
+        if (i >= 50 && i % 13 == 0) {
+            vg_label_t l = {.txn_id = ids[i - 50], .fraud = 1, .ts_ms = txns[i].ts_ms};
+            for (int k = 0; k < 2; k++)
+                VG_CHECK_INT(vg_state_label(st[k], &l), VG_OK);
+        }
+        if ((i + 1) % 500 == 0)
+            for (int k = 0; k < 2; k++)
+                VG_CHECK_INT(vg_state_commit(st[k], NULL, 0, eb, sizeof(eb)), VG_OK);
+    }
+    VG_CHECK(same);
+    vg_state_stats_t s0, s1;
+    vg_state_stats(st[0], &s0);
+    vg_state_stats(st[1], &s1);
+    VG_CHECK(s0.evictions > 100 && s0.loads > 100);
+    VG_CHECK_INT(s1.evictions, s0.evictions);
+    VG_CHECK_INT(s1.loads, s0.loads);
+    for (int k = 0; k < 2; k++) {
+        vg_state_close(st[k]);
+        free(out[k]);
+        char cmd[4200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dirs[k]);
+        VG_CHECK_INT(system(cmd), 0);
+        free(dirs[k]);
+    }
+    vg_catalog_free(c);
+    vg_schema_free(&schema);
+}
+
 int main(void)
 {
     VG_RUN(test_state_edges);
     VG_RUN(test_state_old_encoding);
     VG_RUN(test_state_checkpoints);
+    VG_RUN(test_state_prefetch);
     return vg_test_done();
 }
