@@ -665,10 +665,14 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
     vg_item_t *items = batch->items;
     reserve(p, n);
 
-    /* 1-2: state in input order. */
-    size_t nrows = 0;
+    /* 1-2: state in input order, hinting the state store a few transactions ahead so that
+     * their cache misses overlap this one's work (vg_state_prefetch). */
+    size_t nrows = 0, ahead = 0;
     for (size_t i = 0; i < n; i++) {
         vg_item_t *it = &items[i];
+        for (ahead = ahead > i ? ahead : i; ahead < n && ahead <= i + 3; ahead++)
+            if (items[ahead].ok && in[ahead].kind == VG_IN_TXN)
+                vg_state_prefetch(p->state, &items[ahead].txn);
         if (!it->ok)
             continue;
         if (in[i].kind == VG_IN_LABEL) {
