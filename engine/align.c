@@ -210,6 +210,11 @@ int64_t vg_align_low(const vg_align_t *a)
     return low;
 }
 
+int vg_align_replaying(const vg_align_t *a, int64_t offset)
+{
+    return offset < a->replay_until;
+}
+
 int64_t vg_align_front(const vg_align_t *a)
 {
     return a->front;

@@ -64,6 +64,8 @@ int64_t vg_align_limit(const vg_align_t *align);
  * vg_align_limit()). */
 void vg_align_release(vg_align_t *align, int64_t limit, vg_release_cb *cb, void *opaque);
 
+/* 1 if the record at offset was read before the commit vg_align_resume() restored. */
+int vg_align_replaying(const vg_align_t *align, int64_t offset);
 /* Smallest offset of a held record, -1 if none: where a restart must read from. */
 int64_t vg_align_low(const vg_align_t *align);
 /* The front: the smallest watermark of all sources, INT64_MIN until each has sent one. */

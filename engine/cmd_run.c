@@ -93,7 +93,8 @@ static const vg_option_t run_options[] = {
      0, 0, "single|repartition"},
     {"engine", "watermark.idle", VG_OPT_DURATION, "2s",
      "repartition: a transactions partition read to its end and without new messages this "
-     "long stops holding back the stages: its watermark moves to the wall clock",
+     "long stops holding back the stages: its watermark moves to the wall clock (or just past "
+     "the newest transaction read, if that is later)",
      1, 3600000, NULL},
     {"engine", "cache.bytes", VG_OPT_INT, "0", "state cache bound in bytes (0: store default)", 0,
      1e12, NULL},
@@ -244,6 +245,8 @@ typedef struct vg_stage {
     vg_held_t **held;
     size_t n, cap;
     int32_t cur_part; /* the partition whose aligner is releasing */
+    vg_input_t *lab;  /* stage >= 1: this batch's labels, applied as they arrive */
+    size_t nlab, caplab;
 } vg_stage_t;
 
 /* A changelog record read during a restore, held until its batch's marker is read. */
@@ -285,7 +288,8 @@ typedef struct vg_run {
     /* topology repartition */
     vg_buf_t fwd;
     int64_t idle_ms;
-    int started; /* a transaction was read: idle watermarks may be sent */
+    int started;    /* a transaction was read: idle watermarks may be sent */
+    int64_t max_ts; /* greatest ts forwarded by stage 0 (INT64_MIN: none) */
     uint64_t bad_forwards, watermarks_sent, late; /* late: of aligners since freed */
     /* the changelog (state.changelog) */
     const char *brokers;
@@ -519,6 +523,8 @@ static vg_err_t forward(vg_stage_t *st, const vg_output_t *out, char *errbuf, si
     vg_tp_t *in = tp_get(r, st->k == 0 ? TP_TXNS : TP_REPART(st->k), out->input->partition);
     if (st->k == 0 && t->ts_ms > in->maxts)
         in->maxts = t->ts_ms;
+    if (st->k == 0 && t->ts_ms > r->max_ts)
+        r->max_ts = t->ts_ms;
     vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
     return vg_producer_send_h(r->producer, st->next_topic, t->str[f], t->len[f], b->data, b->len,
                               &h, 1, errbuf, errlen);
@@ -599,7 +605,21 @@ static void stage_read(vg_run_t *r, vg_stage_t *st, vg_tp_t *tp, const vg_msg_t 
     vg_fwd_t f;
     uint32_t src;
     int64_t wm;
-    if (m->len == 16 && memcmp(m->value, "VGW1", 4) == 0) {
+    if (m->len >= 4 && memcmp(m->value, "VGL1", 4) == 0) {
+        if (vg_align_replaying(tp->align, m->offset))
+            return; /* applied before the commit this restart resumes from */
+        if (st->nlab == st->caplab) {
+            st->caplab = st->caplab ? st->caplab * 2 : 256;
+            st->lab = vg_xrealloc(st->lab, st->caplab * sizeof(*st->lab));
+        }
+        /* emit 0: a label the first stage dead-lettered is not dead-lettered again */
+        st->lab[st->nlab++] = (vg_input_t){.kind = VG_IN_LABEL,
+                                           .data = m->value + 4,
+                                           .len = m->len - 4,
+                                           .partition = m->partition,
+                                           .offset = m->offset,
+                                           .timestamp_ms = m->timestamp_ms};
+    } else if (m->len == 16 && memcmp(m->value, "VGW1", 4) == 0) {
         memcpy(&src, m->value + 4, 4);
         memcpy(&wm, m->value + 8, 8);
         vg_align_watermark(tp->align, m->offset, (int32_t)src, wm);
@@ -623,6 +643,30 @@ static int idle_watermark_due(const vg_run_t *r, int64_t now_ms)
             return 1;
     }
     return 0;
+}
+
+/* Labels go down the chain of stages: each stage applies a label where it arrives (as one
+ * process applies labels as they arrive), in whichever of its partitions holds the labelled
+ * transaction's record; the label's transaction is not known before, so every partition of the
+ * next stage gets it: from stage 0, and from partition 0 of a later stage. */
+static vg_err_t forward_labels(vg_run_t *r, const vg_stage_t *st, const vg_input_t *in, size_t n,
+                               char *errbuf, size_t errlen)
+{
+    vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+    for (size_t i = 0; i < n && st->next_topic; i++) {
+        if (in[i].kind != VG_IN_LABEL || (st->k == 0 ? !in[i].emit : in[i].partition != 0))
+            continue;
+        vg_buf_reset(&r->fwd);
+        vg_buf_append(&r->fwd, "VGL1", 4);
+        vg_buf_append(&r->fwd, in[i].data, in[i].len);
+        for (int q = 0; q < st->nout; q++) {
+            vg_err_t err = vg_producer_send_to(r->producer, st->next_topic, q, "@label", 6,
+                                               r->fwd.data, r->fwd.len, &h, 1, errbuf, errlen);
+            if (err)
+                return err;
+        }
+    }
+    return VG_OK;
 }
 
 /* The release order of a stage's batch: (ts, txn_id), then partition. */
@@ -676,8 +720,24 @@ static void stages_release(vg_run_t *r)
             held[i] = st->held[order[i]];
         }
         memcpy(st->in, in, st->n * sizeof(*in));
-        memcpy(st->seq, seq, st->n * sizeof(*seq));
         memcpy(st->held, held, st->n * sizeof(*held));
+        /* Each partition's release numbers are the next stage's sequence numbers: they must
+         * rise in the order the records are sent, which the sort changed if a late arrival
+         * (numbered when it came) moved before earlier releases. A partition's numbers in a
+         * batch are consecutive: hand them out again in sorted order. */
+        size_t nparts = 0;
+        for (size_t i = 0; i < st->n; i++)
+            if ((size_t)in[i].partition + 1 > nparts)
+                nparts = (size_t)in[i].partition + 1;
+        uint64_t *next = vg_xmalloc(nparts * sizeof(*next));
+        for (size_t q = 0; q < nparts; q++)
+            next[q] = UINT64_MAX;
+        for (size_t i = 0; i < st->n; i++)
+            if (seq[i] < next[in[i].partition])
+                next[in[i].partition] = seq[i];
+        for (size_t i = 0; i < st->n; i++)
+            st->seq[i] = next[in[i].partition]++;
+        free(next);
         free(order);
         free(in);
         free(seq);
@@ -702,12 +762,18 @@ static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, int idle, char *err
         if (k == 0 && idle && !tp->idle_sent && now_ms - tp->last_msg_ms >= r->idle_ms) {
             /* once per pause: a partition not read to its end has a message coming */
             int64_t end = vg_consumer_end_offset(r->consumer, TP_TXNS, tp->partition);
-            if (end >= 0 && tp->next >= end && now_ms > wm) {
+            /* past the wall clock, or past every transaction read here (a log from the
+             * future, or a test's): either way nothing earlier is expected any more */
+            int64_t idle_wm =
+                r->max_ts != INT64_MIN && r->max_ts + 1 > now_ms ? r->max_ts + 1 : now_ms;
+            if (end >= 0 && tp->next >= end && idle_wm > wm) {
                 vg_info("run",
                         "%s [%d]: read to its end and idle for %lld ms: its watermark moves to "
-                        "the wall clock",
-                        r->topics[0], (int)tp->partition, (long long)(now_ms - tp->last_msg_ms));
-                wm = now_ms;
+                        "%s",
+                        r->topics[0], (int)tp->partition, (long long)(now_ms - tp->last_msg_ms),
+                        idle_wm > now_ms ? "just past the newest transaction read"
+                                         : "the wall clock");
+                wm = idle_wm;
             }
             tp->idle_sent = 1;
         }
@@ -1351,6 +1417,7 @@ static void stages_free(vg_run_t *r)
         free(st->in);
         free(st->seq);
         free(st->held);
+        free(st->lab);
     }
 }
 
@@ -1605,6 +1672,7 @@ int vg_cmd_run(int argc, char **argv)
     int64_t last_reload = vg_now_ms(), last_metrics = 0, started_ms = last_reload;
     r->last_input_ms = last_reload;
     r->idle_ms = vg_config_int(r->config, "engine", "watermark.idle");
+    r->max_ts = INT64_MIN;
     if (r->http)
         vg_http_set_ready(r->http, 1);
     status = 0;
@@ -1705,10 +1773,17 @@ int vg_cmd_run(int argc, char **argv)
             for (int k = 0; k < r->nstages && !perr; k++) {
                 vg_stage_t *st = &r->stages[k];
                 vg_sink_t sink = {st, emit};
+                const vg_input_t *lab = k == 0 ? inputs : st->lab;
+                size_t nlab = k == 0 ? n0 : st->nlab;
+                perr = forward_labels(r, st, lab, nlab, errbuf, sizeof(errbuf));
+                if (!perr && k > 0 && st->nlab) /* labels first: they arrived before */
+                    perr = vg_pipeline_process(st->pipeline, st->lab, st->nlab, &sink, errbuf,
+                                               sizeof(errbuf));
                 size_t nk = k == 0 ? n0 : st->n;
-                if (nk)
+                if (!perr && nk)
                     perr = vg_pipeline_process(st->pipeline, k == 0 ? inputs : st->in, nk, &sink,
                                                errbuf, sizeof(errbuf));
+                st->nlab = 0;
             }
             if (!perr && r->nstages > 1) {
                 align_snapshot(r);
