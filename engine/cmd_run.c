@@ -530,6 +530,18 @@ static vg_err_t forward(vg_stage_t *st, const vg_output_t *out, char *errbuf, si
                               &h, 1, errbuf, errlen);
 }
 
+/* A decision of this batch, for its end-to-end latency once the batch commits. */
+static void note_decided(vg_run_t *r, int64_t timestamp_ms)
+{
+    if (timestamp_ms <= 0)
+        return;
+    if (r->ndecided == r->capdecided) {
+        r->capdecided = r->capdecided ? r->capdecided * 2 : 1024;
+        r->decided_ts = vg_xrealloc(r->decided_ts, r->capdecided * sizeof(int64_t));
+    }
+    r->decided_ts[r->ndecided++] = timestamp_ms;
+}
+
 static vg_err_t emit(void *opaque, const vg_output_t *out)
 {
     vg_stage_t *st = opaque;
@@ -557,13 +569,8 @@ static vg_err_t emit(void *opaque, const vg_output_t *out)
         vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
         err = vg_producer_send_h(r->producer, topic, out->key, out->keylen, out->value, out->len,
                                  &h, 1, errbuf, sizeof(errbuf));
-        if (out->kind == VG_OUT_DECISION && out->input->timestamp_ms > 0) {
-            if (r->ndecided == r->capdecided) {
-                r->capdecided = r->capdecided ? r->capdecided * 2 : 1024;
-                r->decided_ts = vg_xrealloc(r->decided_ts, r->capdecided * sizeof(int64_t));
-            }
-            r->decided_ts[r->ndecided++] = out->input->timestamp_ms;
-        }
+        if (out->kind == VG_OUT_DECISION)
+            note_decided(r, out->input->timestamp_ms);
     }
     if (err)
         vg_error("run", "%s", errbuf);
@@ -1764,10 +1771,12 @@ int vg_cmd_run(int argc, char **argv)
         r->ndecided = 0;
         vg_err_t perr = VG_OK;
         if (passthrough) {
-            for (size_t i = 0; i < n && !perr; i++)
+            for (size_t i = 0; i < n && !perr; i++) {
                 perr = vg_producer_send(
                     r->producer, vg_config_str(r->config, "topics", "decisions"), msgs[i].key,
                     msgs[i].keylen, msgs[i].value, msgs[i].len, errbuf, sizeof(errbuf));
+                note_decided(r, msgs[i].timestamp_ms);
+            }
         } else {
             stages_release(r);
             for (int k = 0; k < r->nstages && !perr; k++) {
