@@ -889,8 +889,8 @@ static vg_err_t changelog_send(vg_run_t *r, char *errbuf, size_t errlen)
         if ((tp->topic_idx != TP_TXNS && tp->topic_idx != TP_REPART(st->k)) || !tp->changed)
             continue;
         vg_buf_reset(&r->clval);
-        vg_buf_printf(&r->clval, "next=%lld catalog=%s", (long long)tp->next,
-                      vg_pipeline_catalog_version(st->pipeline));
+        vg_buf_printf(&r->clval, "next=%lld catalog=%s stage=%s", (long long)tp->next,
+                      vg_pipeline_catalog_version(st->pipeline), st->name);
         if (tp->align_text)
             vg_buf_printf(&r->clval, " low=%lld align=%s", (long long)tp->low, tp->align_text);
         err = vg_producer_send_to(r->producer, st->changelog, tp->partition, CL_MARKER,
@@ -935,14 +935,23 @@ static vg_err_t restore_marker(vg_run_t *r, vg_stage_t *st, int32_t part, int64_
                                const char *text, char *errbuf, size_t errlen)
 {
     long long next, low = -1;
-    char catalog[64];
-    int used = 0, used2 = 0;
-    if (sscanf(text, "next=%lld catalog=%63s%n", &next, catalog, &used) != 2 ||
-        (st->k > 0 && sscanf(text + used, " low=%lld align=%n", &low, &used2) != 1))
+    char catalog[64], stage[128] = "all"; /* markers before stages had no stage= */
+    int used = 0, used2 = 0, used3 = 0;
+    if (sscanf(text, "next=%lld catalog=%63s%n", &next, catalog, &used) == 2 &&
+        strncmp(text + used, " stage=", 7) == 0 &&
+        sscanf(text + used, " stage=%127s%n", stage, &used3) == 1)
+        used += used3;
+    if (used == 0 || (st->k > 0 && sscanf(text + used, " low=%lld align=%n", &low, &used2) != 1))
         return vg_errf(errbuf, errlen, VG_ERR_STATE,
-                       "%s [%d] offset %lld: bad marker '%.80s' (expected next=N catalog=V%s)",
+                       "%s [%d] offset %lld: bad marker '%.80s' (expected next=N catalog=V "
+                       "stage=S%s)",
                        st->changelog, (int)part, (long long)offset, text,
                        st->k ? " low=N align=..." : "");
+    if (strcmp(stage, st->name) != 0)
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "%s [%d] was written by stage %s, this engine's is %s: a changelog "
+                       "belongs to one topology (use a new changelog topic for another)",
+                       st->changelog, (int)part, stage, st->name);
     if (strcmp(catalog, vg_pipeline_catalog_version(st->pipeline)) != 0)
         return vg_errf(errbuf, errlen, VG_ERR_STATE,
                        "%s [%d] was written under catalogue %s, this engine runs %s: restore "

@@ -41,7 +41,9 @@ cleanup() {
 trap cleanup EXIT
 
 "$VIGIL" broker --partitions 64 --bootstrap-file "$work/bootstrap" --log-level warn \
-  --topic vigil.changelog.ckpt 2>"$work/broker.err" >/dev/null &
+  --topic vigil.changelog.ckpt --topic vigil.changelog.rp --topic vigil.changelog.rp.device_id \
+  --topic vigil.changelog.rp.ip --topic vigil.changelog.rp.terminal_id \
+  --topic vigil.changelog.rp.merchant_id 2>"$work/broker.err" >/dev/null &
 broker=$!
 for _ in $(seq 100); do [[ -s $work/bootstrap ]] && break; sleep 0.1; done
 brokers=$(cat "$work/bootstrap")
@@ -107,6 +109,7 @@ if [[ -z ${NO_REPARTITION:-} ]]; then
   "$VIGIL" run --brokers "$brokers" --group bench-repartition --state "$work/state-repartition" \
     --http off --batch-size "$BATCH" --batch-ms "$BATCH_MS" "${model[@]}" \
     --set engine.topology=repartition --set engine.state.changelog=true \
+    --set topics.changelog=vigil.changelog.rp \
     --set engine.watermark.idle=200ms --idle-exit 10s \
     2>"$work/repartition.log" || { tail -5 "$work/repartition.log" >&2; exit 1; }
   stages=$(grep -o 'topology repartition, [0-9]* stages' "$work/repartition.log" | grep -o '[0-9]*')
