@@ -38,4 +38,12 @@ sort "$work/ref.jsonl" >"$work/ref.sorted"
 cmp -s "$work/got.sorted" "$work/ref.sorted" ||
   fail "decisions differ from the replay's: $(diff "$work/got.sorted" "$work/ref.sorted" | grep -c '^<') of $n"
 pass "$n decisions through five stages, each byte-identical to the replay's"
+
+# Its changelog belongs to this topology: the default one is refused it, with the reason.
+"$VIGIL" run --brokers "$brokers" --http off --rules "$VG_SOURCE_DIR/rules/default.rules" \
+  --set engine.state.changelog=true --group other --state "$work/state-other" --idle-exit 4s \
+  2>"$work/other.err" && fail "the default topology restored a repartition changelog"
+grep -q "vigil.changelog \[[0-9]*\] was written by stage card_id, this engine's is all: a changelog belongs to one topology" "$work/other.err" ||
+  fail "unexpected error: $(grep ERROR "$work/other.err" | head -2)"
+pass "another topology's changelog is refused with a clear error"
 done_ok
