@@ -563,9 +563,9 @@ int64_t vg_consumer_end_offset(vg_consumer_t *c, int topic_idx, int32_t partitio
 {
     int64_t lo, hi;
     const char *topic = c->topics[topic_idx];
-    if (rd_kafka_get_watermark_offsets(c->rk, topic, partition, &lo, &hi) == 0 && hi >= 0)
-        return hi;
     if (rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi, 1000) == 0)
+        return hi;
+    if (rd_kafka_get_watermark_offsets(c->rk, topic, partition, &lo, &hi) == 0 && hi >= 0)
         return hi;
     return -1;
 }

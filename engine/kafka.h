@@ -152,8 +152,8 @@ vg_err_t vg_consumer_commit(vg_consumer_t *consumer, const vg_assignment_t *offs
 /* Lag of each assigned partition: high watermark minus position (the cached watermark,
  * no broker round trip). Fills up to max entries (start = the lag); returns the count. */
 size_t vg_consumer_lags(vg_consumer_t *consumer, vg_assignment_t *out, size_t max);
-/* The end offset of a partition: the last one fetched (no round trip), else asked of the broker
- * (up to 1 s); -1 if unknown. */
+/* The end offset of a partition, asked of the broker (up to 1 s: not per message), else the
+ * last one fetched; -1 if unknown. */
 int64_t vg_consumer_end_offset(vg_consumer_t *consumer, int topic_idx, int32_t partition);
 /* The partition count of topic (a metadata request), or -1 with errbuf. */
 int vg_consumer_partition_count(vg_consumer_t *consumer, const char *topic, char *errbuf,
