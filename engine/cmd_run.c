@@ -459,7 +459,8 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
 /* The forward record (a stage's output for the next, little-endian):
  *   "VGF1" | u32 source partition | u64 sequence | i64 ts | i64 Kafka timestamp of the
  *   transaction | u32 nfeat | u16 txn_id length | u16 0 | nfeat f64 | txn_id | transaction JSON
- * and the watermark, to every partition: key "@wm", value "VGW1" | u32 source | i64 wm. */
+ * and the watermarks of the stage's partitions that moved, one record to every partition of the
+ * next topic: key "@wm", value "VGW1" | u32 count | count x (u32 source, i64 wm). */
 #define FWD_HDR 40u
 
 typedef struct vg_fwd {
@@ -603,6 +604,16 @@ static void on_release(void *opaque, vg_held_t *h, uint64_t seq)
     st->held[st->n++] = h;
 }
 
+/* 1 if m is a watermarks record: "VGW1" | u32 count | count x (u32 source, i64 wm). */
+static int is_watermarks(const vg_msg_t *m)
+{
+    uint32_t count;
+    if (m->len < 8 || memcmp(m->value, "VGW1", 4) != 0)
+        return 0;
+    memcpy(&count, m->value + 4, 4);
+    return m->len == 8 + 12 * (size_t)count;
+}
+
 /* A message of stage st's topic: to its partition's aligner. */
 static void stage_read(vg_run_t *r, vg_stage_t *st, vg_tp_t *tp, const vg_msg_t *m)
 {
@@ -626,10 +637,14 @@ static void stage_read(vg_run_t *r, vg_stage_t *st, vg_tp_t *tp, const vg_msg_t 
                                            .partition = m->partition,
                                            .offset = m->offset,
                                            .timestamp_ms = m->timestamp_ms};
-    } else if (m->len == 16 && memcmp(m->value, "VGW1", 4) == 0) {
-        memcpy(&src, m->value + 4, 4);
-        memcpy(&wm, m->value + 8, 8);
-        vg_align_watermark(tp->align, m->offset, (int32_t)src, wm);
+    } else if (is_watermarks(m)) {
+        uint32_t count;
+        memcpy(&count, m->value + 4, 4);
+        for (uint32_t i = 0; i < count; i++) {
+            memcpy(&src, m->value + 8 + 12 * (size_t)i, 4);
+            memcpy(&wm, m->value + 12 + 12 * (size_t)i, 8);
+            vg_align_watermark(tp->align, m->offset, (int32_t)src, wm);
+        }
     } else if (fwd_parse(m->value, m->len, &f) == 0) {
         vg_align_data(tp->align, m->offset, f.src, f.seq, f.ts, f.id, f.idlen, m->value, m->len,
                       on_release, st);
@@ -759,47 +774,55 @@ static void stages_release(vg_run_t *r)
  * watermark.idle promises nothing below the wall clock. */
 static vg_err_t send_watermarks(vg_run_t *r, int64_t now_ms, int idle, char *errbuf, size_t errlen)
 {
-    for (size_t i = 0; i < r->ntps; i++) {
-        vg_tp_t *tp = &r->tps[i];
-        int k = stage_of(tp->topic_idx);
-        if (!tp->assigned || (tp->topic_idx != TP_TXNS && tp->topic_idx != TP_REPART(k)) ||
-            !r->stages[k].next_topic)
-            continue;
-        int64_t wm = k == 0 ? tp->maxts : vg_align_released(tp->align);
-        if (k == 0 && idle && !tp->idle_sent && now_ms - tp->last_msg_ms >= r->idle_ms) {
-            /* once per pause: a partition not read to its end has a message coming */
-            int64_t end = vg_consumer_end_offset(r->consumer, TP_TXNS, tp->partition);
-            /* past the wall clock, or past every transaction read here (a log from the
-             * future, or a test's): either way nothing earlier is expected any more */
-            int64_t idle_wm =
-                r->max_ts != INT64_MIN && r->max_ts + 1 > now_ms ? r->max_ts + 1 : now_ms;
-            if (end >= 0 && tp->next >= end && idle_wm > wm) {
-                vg_info("run",
-                        "%s [%d]: read to its end and idle for %lld ms: its watermark moves to "
-                        "%s",
-                        r->topics[0], (int)tp->partition, (long long)(now_ms - tp->last_msg_ms),
-                        idle_wm > now_ms ? "just past the newest transaction read"
-                                         : "the wall clock");
-                wm = idle_wm;
+    vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+    for (int k = 0; k + 1 < r->nstages; k++) {
+        /* one record per next-stage partition, with every watermark of this stage that moved */
+        vg_buf_t *b = &r->fwd;
+        uint32_t count = 0;
+        vg_buf_reset(b);
+        vg_buf_append(b, "VGW1", 4);
+        vg_buf_append(b, &count, 4);
+        for (size_t i = 0; i < r->ntps; i++) {
+            vg_tp_t *tp = &r->tps[i];
+            if (!tp->assigned || tp->topic_idx != (k == 0 ? TP_TXNS : TP_REPART(k)))
+                continue;
+            int64_t wm = k == 0 ? tp->maxts : vg_align_released(tp->align);
+            if (k == 0 && idle && !tp->idle_sent && now_ms - tp->last_msg_ms >= r->idle_ms) {
+                /* once per pause: a partition not read to its end has a message coming */
+                int64_t end = vg_consumer_end_offset(r->consumer, TP_TXNS, tp->partition);
+                /* past the wall clock, or past every transaction read here (a log from the
+                 * future, or a test's): either way nothing earlier is expected any more */
+                int64_t idle_wm =
+                    r->max_ts != INT64_MIN && r->max_ts + 1 > now_ms ? r->max_ts + 1 : now_ms;
+                if (end >= 0 && tp->next >= end && idle_wm > wm) {
+                    vg_info("run",
+                            "%s [%d]: read to its end and idle for %lld ms: its watermark moves "
+                            "to %s",
+                            r->topics[0], (int)tp->partition, (long long)(now_ms - tp->last_msg_ms),
+                            idle_wm > now_ms ? "just past the newest transaction read"
+                                             : "the wall clock");
+                    wm = idle_wm;
+                }
+                tp->idle_sent = 1;
             }
-            tp->idle_sent = 1;
+            if (wm == INT64_MIN || wm <= tp->wm_sent)
+                continue;
+            uint32_t src = (uint32_t)tp->partition;
+            vg_buf_append(b, &src, 4);
+            vg_buf_append(b, &wm, 8);
+            tp->wm_sent = wm;
+            count++;
         }
-        if (wm == INT64_MIN || wm <= tp->wm_sent)
+        if (count == 0)
             continue;
-        uint8_t v[16];
-        uint32_t src = (uint32_t)tp->partition;
-        memcpy(v, "VGW1", 4);
-        memcpy(v + 4, &src, 4);
-        memcpy(v + 8, &wm, 8);
-        vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
+        memcpy(b->data + 4, &count, 4);
         for (int q = 0; q < r->stages[k].nout; q++) {
-            vg_err_t err = vg_producer_send_to(r->producer, r->stages[k].next_topic, q, "@wm", 3, v,
-                                               sizeof(v), &h, 1, errbuf, errlen);
+            vg_err_t err = vg_producer_send_to(r->producer, r->stages[k].next_topic, q, "@wm", 3,
+                                               b->data, b->len, &h, 1, errbuf, errlen);
             if (err)
                 return err;
         }
-        tp->wm_sent = wm;
-        r->watermarks_sent++;
+        r->watermarks_sent += count;
     }
     return VG_OK;
 }
@@ -1747,7 +1770,7 @@ int vg_cmd_run(int argc, char **argv)
             tp->last_msg_ms = now_ms;
             tp->idle_sent = 0;
             /* what --idle-exit waits for: input, or a stage's transactions (not watermarks) */
-            if (t <= TP_LABELS || msgs[i].len != 16)
+            if (t <= TP_LABELS || !is_watermarks(&msgs[i]))
                 r->last_input_ms = now_ms;
             if (t <= TP_LABELS) {
                 inputs[n0++] = (vg_input_t){
