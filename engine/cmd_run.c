@@ -89,7 +89,8 @@ static const vg_option_t run_options[] = {
     {"engine", "topology", VG_OPT_ENUM, "single",
      "single: one pipeline computes every feature. repartition: a stage per entity type that "
      "spans partitions (terminal, merchant, device, IP), each fed through its own topic keyed by "
-     "that entity, so that several processes compute every feature exactly (docs/scaling.md)",
+     "that entity, so that several processes compute every feature exactly (needs "
+     "state.changelog = true; docs/scaling.md)",
      0, 0, "single|repartition"},
     {"engine", "watermark.idle", VG_OPT_DURATION, "2s",
      "repartition: a transactions partition read to its end and without new messages this "
