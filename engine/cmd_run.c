@@ -15,6 +15,11 @@
  * it reaches the group's committed offset K it only rebuilds state (no outputs): after a
  * kill -9 between the Kafka commit and the state commit, the batch is replayed into state
  * without being emitted twice. See docs/operations.md.
+ *
+ * With topology repartition the same loop runs a chain of stages (below, "stages and
+ * per-partition offsets"): the batch's messages from the stages' own topics go to their
+ * partitions' aligners (align.h), and every stage processes what it may release, all in the
+ * batch's one Kafka transaction.
  */
 #include "engine/align.h"
 #include "engine/cli.h"
