@@ -2,7 +2,9 @@
 #
 #   start_broker [PARTITIONS] [EXTRA FLAGS...]   starts `vigil broker`, sets $brokers
 #   consume TOPIC                                 prints a topic's committed messages (read_committed)
+#   held INSTANCE / busiest N INSTANCE...         transactions partitions a `vigil run` holds
 #   check_group DECISIONS REF N VICTIM            exactly once across a group (test_run_scale.sh)
+#   same_as_replay REF N                          the decisions topic = a replay's, byte for byte
 #   fail MESSAGE                                  fails the test
 #   pass MESSAGE                                  counts a passed check
 #
@@ -111,4 +113,33 @@ if diff:
     print(f"FAIL: decisions differ from the reference's, by field: {dict(+diff)}"); ok = False
 sys.exit(0 if ok else 1)
 PY
+}
+
+# held INSTANCE: how many transactions partitions the `vigil run` logging to $work/INSTANCE.err
+# holds, by its latest "holding" line.
+held() { grep -o 'holding transactions \[[0-9 ]*\]' "$work/$1.err" | tail -1 | tr -cd '0-9 ' | wc -w; }
+
+# busiest N INSTANCE...: the instance holding the most transactions partitions, once their
+# latest holdings cover all N (on a loaded machine the group may still be settling; the
+# assignor balances counts over all topics, so one may hold only other topics' partitions).
+busiest() {
+  local parts=$1 total
+  shift
+  for _ in $(seq 200); do
+    total=0
+    for inst in "$@"; do total=$((total + $(held "$inst"))); done
+    ((total == parts)) && break
+    sleep 0.1
+  done
+  for inst in "$@"; do echo "$(held "$inst") $inst"; done | sort -rn | head -1 | cut -d' ' -f2
+}
+
+# same_as_replay REF N: the committed decisions are N, and byte-identical to REF's (a replay's
+# output), in any order.
+same_as_replay() {
+  consume decisions -f '%s\n' | sort >"$work/got.sorted"
+  sort "$1" >"$work/ref.sorted"
+  [[ $(wc -l <"$work/got.sorted") -eq $2 ]] || fail "$(wc -l <"$work/got.sorted") decisions for $2 transactions"
+  cmp -s "$work/got.sorted" "$work/ref.sorted" ||
+    fail "decisions differ from the replay's: $(diff "$work/got.sorted" "$work/ref.sorted" | grep -c '^<') of $2"
 }

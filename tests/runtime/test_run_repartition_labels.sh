@@ -60,11 +60,7 @@ grep -q "stages: 0 transactions reached a stage late" "$work/run.err" &&
 "$VIGIL" replay --transactions "$work/sim/all.jsonl" --labels "$work/sim/labels-a.jsonl" \
   --out "$work/ref.jsonl" --quiet 2>"$work/ref.err" ||
   fail "reference replay failed: $(tail -3 "$work/ref.err")"
-consume decisions -f '%s\n' | sort >"$work/got.sorted"
-sort "$work/ref.jsonl" >"$work/ref.sorted"
-[[ $(wc -l <"$work/got.sorted") -eq $n ]] || fail "$(wc -l <"$work/got.sorted") decisions for $n transactions"
-cmp -s "$work/got.sorted" "$work/ref.sorted" ||
-  fail "decisions differ from the replay's: $(diff "$work/got.sorted" "$work/ref.sorted" | grep -c '^<') of $n"
+same_as_replay "$work/ref.jsonl" "$n"
 merchant=$(grep -c '"merchant_fraud_share_30d":0\.[0-9]*[1-9]' "$work/got.sorted" || true)
 card=$(grep -c '"card_labelled_fraud_30d":[1-9]' "$work/got.sorted" || true)
 ((merchant > 0 && card > 0)) ||

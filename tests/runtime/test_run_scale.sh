@@ -41,16 +41,7 @@ for inst in a b c; do
   eval "pid_$inst=$!"
 done
 sleep 10
-# The victim holds the most transactions partitions (the assignor balances partition counts
-# over both topics, so a process may hold only labels partitions). On a loaded machine (the
-# sanitizer build, other tests beside) the group may still be settling: wait until the three
-# processes' latest holdings cover all 16 partitions.
-held() { grep -o 'holding transactions \[[0-9 ]*\]' "$work/$1.err" | tail -1 | tr -cd '0-9 ' | wc -w; }
-for _ in $(seq 200); do
-  (($(held a) + $(held b) + $(held c) == 16)) && break
-  sleep 0.1
-done
-victim=$(for inst in a b c; do echo "$(held $inst) $inst"; done | sort -rn | head -1 | cut -d' ' -f2)
+victim=$(busiest 16 a b c) # the one holding the most transactions partitions
 survivors=$(echo a b c | tr ' ' '\n' | grep -v "$victim" | tr '\n' ' ')
 eval "pid_victim=\$pid_$victim"
 kill -9 "$pid_victim"
