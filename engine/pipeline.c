@@ -701,9 +701,11 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
             p->stats.recovered++;
             continue;
         }
-        float *x = &p->xrows[nrows * p->nfeat];
-        for (size_t f = 0; f < p->nfeat; f++)
-            x[f] = (float)row[f];
+        if (!p->opts.forward) { /* the model's input; a forwarding stage has no model */
+            float *x = &p->xrows[nrows * p->nfeat];
+            for (size_t f = 0; f < p->nfeat; f++)
+                x[f] = (float)row[f];
+        }
         p->row_item[nrows] = i;
         nrows++;
     }

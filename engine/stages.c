@@ -243,36 +243,32 @@ void vg_stages_release(vg_run_t *r)
             order[i] = i;
         sort_stage = st;
         qsort(order, st->n, sizeof(*order), cmp_release);
-        vg_input_t *in = vg_xmalloc(st->n * sizeof(*in));
-        uint64_t *seq = vg_xmalloc(st->n * sizeof(*seq));
-        vg_held_t **held = vg_xmalloc(st->n * sizeof(*held));
-        for (size_t i = 0; i < st->n; i++) {
-            in[i] = st->in[order[i]];
-            seq[i] = st->seq[order[i]];
-            held[i] = st->held[order[i]];
-        }
-        memcpy(st->in, in, st->n * sizeof(*in));
-        memcpy(st->held, held, st->n * sizeof(*held));
         /* Each partition's release numbers are the next stage's sequence numbers: they must
          * rise in the order the records are sent, which the sort changed if a late arrival
          * (numbered when it came) moved before earlier releases. A partition's numbers in a
-         * batch are consecutive: hand them out again in sorted order. */
+         * batch are consecutive: hand them out again, from its first, in sorted order. */
         size_t nparts = 0;
         for (size_t i = 0; i < st->n; i++)
-            if ((size_t)in[i].partition + 1 > nparts)
-                nparts = (size_t)in[i].partition + 1;
+            if ((size_t)st->in[i].partition + 1 > nparts)
+                nparts = (size_t)st->in[i].partition + 1;
         uint64_t *next = vg_xmalloc(nparts * sizeof(*next));
         for (size_t q = 0; q < nparts; q++)
             next[q] = UINT64_MAX;
         for (size_t i = 0; i < st->n; i++)
-            if (seq[i] < next[in[i].partition])
-                next[in[i].partition] = seq[i];
-        for (size_t i = 0; i < st->n; i++)
+            if (st->seq[i] < next[st->in[i].partition])
+                next[st->in[i].partition] = st->seq[i];
+        vg_input_t *in = vg_xmalloc(st->n * sizeof(*in));
+        vg_held_t **held = vg_xmalloc(st->n * sizeof(*held));
+        for (size_t i = 0; i < st->n; i++) {
+            in[i] = st->in[order[i]];
+            held[i] = st->held[order[i]];
             st->seq[i] = next[in[i].partition]++;
+        }
+        memcpy(st->in, in, st->n * sizeof(*in));
+        memcpy(st->held, held, st->n * sizeof(*held));
         free(next);
         free(order);
         free(in);
-        free(seq);
         free(held);
     }
 }
