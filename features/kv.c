@@ -135,6 +135,8 @@ vg_kv_t *vg_kv_open(const char *dir, const vg_kv_family_t *families, size_t nfam
                 rocksdb_compactionfilter_create(fc, filter_destroy, filter_cb, filter_name);
             rocksdb_options_set_compaction_filter(o, kv->filters[i]);
         }
+        if (families[i].write_buffer_bytes)
+            rocksdb_options_set_write_buffer_size(o, families[i].write_buffer_bytes);
         if (families[i].point_lookups) {
             /* The whole key is the "prefix": the memtable hashes keys to short lists instead
              * of walking a skiplist, which is most of the cost of a large write batch. A

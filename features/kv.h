@@ -31,11 +31,13 @@ typedef int (*vg_kv_expire_fn)(void *ctx, const void *key, size_t klen, const vo
                                size_t vlen);
 
 typedef struct vg_kv_family {
-    const char *name;       /* column family name; "default" is always there */
-    vg_kv_expire_fn expire; /* NULL: never drop */
-    void *expire_ctx;       /* passed to expire; must outlive the store */
-    int point_lookups;      /* 1: tune for get/put by whole key (a hash memtable, far cheaper
-                               writes); ordered iteration still works but costs more */
+    const char *name;          /* column family name; "default" is always there */
+    vg_kv_expire_fn expire;    /* NULL: never drop */
+    void *expire_ctx;          /* passed to expire; must outlive the store */
+    int point_lookups;         /* 1: tune for get/put by whole key (a hash memtable, far cheaper
+                                  writes); ordered iteration still works but costs more, and so
+                                  does each flush, which sorts the memtable */
+    size_t write_buffer_bytes; /* this family's memtable size; 0 = the store's */
 } vg_kv_family_t;
 
 typedef struct vg_kv_opts {

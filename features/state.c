@@ -183,6 +183,8 @@ struct vg_state {
     uint32_t pf_n[3];
     int pf_cur;
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
+    struct txn_sortkey *sortkeys;            /* build_batch's, for the pending records */
+    size_t sortcap;
     uint8_t *scratch; /* an entity's rings being rewritten (vg_state_process) */
     uint32_t scratchcap;
 
@@ -647,13 +649,21 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     vg_kv_family_t fams[VG_STATE_MAX_TYPES + 2];
     char names[VG_STATE_MAX_TYPES][96];
     size_t n = 0;
-    fams[n++] = (vg_kv_family_t){"meta", NULL, NULL, 0};
+    fams[n++] = (vg_kv_family_t){.name = "meta"};
     st->expire[0] = (expire_ctx_t){st, st->txn_retention};
-    fams[n++] = (vg_kv_family_t){"txn", expire_cb, &st->expire[0], 1};
+    /* Records in key order (build_batch) into a skiplist memtable small enough to stay in
+     * the CPU's cache: 32 MiB instead of 128 made commits of 20,000 ~7% cheaper. */
+    fams[n++] = (vg_kv_family_t){.name = "txn",
+                                 .expire = expire_cb,
+                                 .expire_ctx = &st->expire[0],
+                                 .write_buffer_bytes = 32u << 20};
     for (size_t t = 0; t < catalog->ntypes; t++) {
         snprintf(names[t], sizeof(names[t]), "entity.%s", catalog->types[t].name);
         st->expire[t + 1] = (expire_ctx_t){st, catalog->types[t].retention};
-        fams[n++] = (vg_kv_family_t){names[t], expire_cb, &st->expire[t + 1], 1};
+        fams[n++] = (vg_kv_family_t){.name = names[t],
+                                     .expire = expire_cb,
+                                     .expire_ctx = &st->expire[t + 1],
+                                     .point_lookups = 1};
         st->cf_type[t] = (int)t + 2;
     }
     st->cf_meta = 0;
@@ -779,6 +789,7 @@ void vg_state_close(vg_state_t *st)
     vg_buf_free(&st->getbuf);
     free(st->setbuf);
     free(st->scratch);
+    free(st->sortkeys);
     for (size_t g = 0; g < st->ngroups; g++) {
         free(st->groups[g].nwin);
         free(st->groups[g].acc);
@@ -1222,13 +1233,45 @@ static int entity_gone(const vg_state_t *st, const vg_entity_t *e)
     return last == INT64_MIN || (st->watermark != INT64_MIN && last < st->watermark - ret);
 }
 
+/* A pending record's key, for sorting: the first 16 bytes, big-endian, decide most
+ * comparisons without touching the record. */
+typedef struct txn_sortkey {
+    uint64_t k0, k1;
+    const txnrec_t *rec;
+} txn_sortkey_t;
+
+static uint64_t key_word(const char *key, size_t len, size_t off)
+{
+    uint64_t w = 0;
+    for (size_t i = 0; i < 8; i++)
+        w = w << 8 | (off + i < len ? (uint8_t)key[off + i] : 0);
+    return w;
+}
+
+static int txn_sortkey_cmp(const void *pa, const void *pb)
+{
+    const txn_sortkey_t *a = pa, *b = pb;
+    if (a->k0 != b->k0)
+        return a->k0 < b->k0 ? -1 : 1;
+    if (a->k1 != b->k1)
+        return a->k1 < b->k1 ? -1 : 1;
+    uint32_t la = a->rec->klen, lb = b->rec->klen, n = la < lb ? la : lb;
+    int c = n > 16 ? memcmp(a->rec->key + 16, b->rec->key + 16, n - 16) : 0;
+    return c ? c : (la > lb) - (la < lb);
+}
+
 /* Fills st->batch with the dirty entities, pending records and the offsets of the last
- * commit: the state as of that commit (no change since it: see vg_state_close). */
+ * commit: the state as of that commit (no change since it: see vg_state_close).
+ *
+ * The entities go in no particular order: their families' memtables hash whole keys
+ * (kv.h point_lookups), which suits keys rewritten at every commit. The records, written
+ * once each and a million a memtable, go to a skiplist memtable in key order: an insert
+ * then starts where the previous one ended, and a flush finds the memtable sorted. (A hash
+ * memtable of records made each flush sort it by random skiplist inserts: 8 s of a core
+ * for 1.5M records.) */
 static void build_batch(vg_state_t *st)
 {
     vg_kv_batch_clear(st->batch);
-    /* In no particular order: the families' memtables hash whole keys (kv.h point_lookups),
-     * so sorting the batch, which a skiplist would want, buys nothing. */
     for (size_t i = 0; i < st->ndirty; i++) {
         /* The dirty entities are scattered over the heap: ask for each one's header 16 ahead
          * and, its length known by then, for all of it 8 ahead (the put copies it whole). */
@@ -1248,10 +1291,21 @@ static void build_batch(vg_state_t *st)
             vg_kv_batch_put(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen,
                             e->blob.data, e->blob.len);
     }
+    if (st->ntxns > st->sortcap) {
+        st->sortcap = st->ntxns * 2;
+        st->sortkeys = vg_xrealloc(st->sortkeys, st->sortcap * sizeof(*st->sortkeys));
+    }
+    size_t n = 0;
     for (size_t i = 0; st->ntxns && i < st->ntslots; i++) {
-        txnrec_t *r = st->tslots[i].rec;
+        const txnrec_t *r = st->tslots[i].rec;
         if (r)
-            vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
+            st->sortkeys[n++] =
+                (txn_sortkey_t){key_word(r->key, r->klen, 0), key_word(r->key, r->klen, 8), r};
+    }
+    qsort(st->sortkeys, n, sizeof(*st->sortkeys), txn_sortkey_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const txnrec_t *r = st->sortkeys[i].rec;
+        vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
     }
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
                     st->offsets.len ? st->offsets.data : "", st->offsets.len);

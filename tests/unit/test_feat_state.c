@@ -160,7 +160,7 @@ static void test_state_old_encoding(void)
 
     /* rewrite card1's value as an older build would have: version 1 in its first word */
     vg_kv_family_t fams[] = {
-        {"meta", NULL, NULL, 0}, {"txn", NULL, NULL, 1}, {"entity.card_id", NULL, NULL, 1}};
+        {.name = "meta"}, {.name = "txn"}, {.name = "entity.card_id", .point_lookups = 1}};
     vg_kv_t *kv = vg_kv_open(dir, fams, 3, NULL, eb, sizeof(eb));
     VG_CHECK(kv != NULL);
     if (kv) {

@@ -17,7 +17,8 @@ static void test_kv(void)
     char *dir = vg_test_tmpdir();
     char eb[VG_ERRLEN] = "";
     int calls = 0;
-    vg_kv_family_t fams[] = {{"cases", NULL, NULL, 1}, {"index", expire_odd, &calls, 0}};
+    vg_kv_family_t fams[] = {{.name = "cases", .point_lookups = 1},
+                             {.name = "index", .expire = expire_odd, .expire_ctx = &calls}};
     vg_kv_t *kv = vg_kv_open(dir, fams, 2, NULL, eb, sizeof(eb));
     VG_CHECK_STR(eb, "");
     if (!kv)
@@ -102,7 +103,7 @@ static void test_kv(void)
     vg_kv_close(kv);
 
     /* reopen naming only "index": "cases" is on disk and still opens */
-    vg_kv_family_t one[] = {{"index", NULL, NULL, 0}};
+    vg_kv_family_t one[] = {{.name = "index"}};
     kv = vg_kv_open(dir, one, 1, NULL, eb, sizeof(eb));
     VG_CHECK(kv != NULL);
     if (kv) {
