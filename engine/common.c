@@ -207,8 +207,19 @@ void vg_time_format(int64_t ms, char out[32])
     int y;
     unsigned m, d;
     vg_civil_from_days(days, &y, &m, &d);
-    snprintf(out, 32, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d, sod / 3600, (sod / 60) % 60,
-             sod % 60, msec);
+    if (y < 0 || y > 9999) {
+        snprintf(out, 32, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d, sod / 3600,
+                 (sod / 60) % 60, sod % 60, msec);
+        return;
+    }
+    /* The same text without printf: this runs once per decision. */
+    int f[7] = {y, (int)m, (int)d, sod / 3600, (sod / 60) % 60, sod % 60, msec};
+    static const char tmpl[] = "0000-00-00T00:00:00.000Z";
+    static const unsigned char end[7] = {4, 7, 10, 13, 16, 19, 23}; /* after each field */
+    memcpy(out, tmpl, sizeof(tmpl));
+    for (int i = 0; i < 7; i++)
+        for (int pos = end[i] - 1, v = f[i]; v; pos--, v /= 10)
+            out[pos] = (char)('0' + v % 10);
 }
 
 vg_err_t vg_duration_parse(const char *s, int64_t *ms)
@@ -440,22 +451,26 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/*
- * Formats |v| with `digits` significant digits (15 or 17) as a plain decimal, without
- * printf: m = round(|v| * 10^(digits-1-e10)) in long double, then the digits are placed
- * around the decimal point and trailing zeros dropped. Returns the length written to out
- * (no sign), or 0 when the value's exponent is outside the fast path's range.
- */
-static size_t fmt_sig(double a, int digits, int e10, char *out, uint64_t *mant, int *scale)
+/* m = round(a * 10^k), k = digits-1-e10 (so that m has `digits` digits), in long double;
+ * 0 when k is outside the fast path's range. */
+static int sig_mant(double a, int digits, int e10, uint64_t *mant, int *scale)
 {
-    int k = digits - 1 - e10; /* a * 10^k has `digits` digits before the point */
+    int k = digits - 1 - e10;
     if (k < -22 || k > 22)
         return 0;
     long double x = k >= 0 ? (long double)a * (long double)pow10_exact[k]
                            : (long double)a / (long double)pow10_exact[-k];
-    uint64_t m = (uint64_t)llroundl(x);
-    *mant = m;
+    /* llroundl(x) for x >= 0, without the call: x < 10^17 < 2^57, so x + 0.5 is exact in
+     * the 64-bit mantissa and truncation is floor. */
+    *mant = (uint64_t)(x + 0.5L);
     *scale = k;
+    return 1;
+}
+
+/* Writes m / 10^k as a plain decimal (no exponent, trailing zeros dropped); returns its
+ * length. */
+static size_t sig_format(uint64_t m, int k, char *out)
+{
     char tmp[32], *p = utoa_rev(m, tmp + sizeof(tmp));
     size_t nd = (size_t)(tmp + sizeof(tmp) - p);
     /* nd digits represent m / 10^k; the point goes k digits from the right. */
@@ -515,19 +530,20 @@ void vg_buf_json_num(vg_buf_t *buf, double v)
     if (a >= 1e-5 && a < 1e15) {
         uint64_t m;
         int k;
-        size_t n = fmt_sig(a, 15, e10, out + len, &m, &k);
-        if (n && (k >= 0 ? (double)m / pow10_exact[k] : (double)m * pow10_exact[-k]) == a) {
-            vg_buf_append(buf, out, len + n);
+        /* Digits are written only for the candidate that reads back. */
+        if (sig_mant(a, 15, e10, &m, &k) &&
+            (k >= 0 ? (double)m / pow10_exact[k] : (double)m * pow10_exact[-k]) == a) {
+            vg_buf_append(buf, out, len + sig_format(m, k, out + len));
             return;
         }
-        n = fmt_sig(a, 17, e10, out + len, &m, &k);
         /* m needs up to 57 bits: check in long double (64-bit mantissa, exact for m and for
          * 10^k up to 10^27), then round to double once more. This agrees with strtod except
          * on double-rounding ties, which the 3M-value property check never met; printf
          * remains the fallback whenever the check fails. */
-        if (n && (double)(k >= 0 ? (long double)m / (long double)pow10_exact[k]
-                                 : (long double)m * (long double)pow10_exact[-k]) == a) {
-            vg_buf_append(buf, out, len + n);
+        if (sig_mant(a, 17, e10, &m, &k) &&
+            (double)(k >= 0 ? (long double)m / (long double)pow10_exact[k]
+                            : (long double)m * (long double)pow10_exact[-k]) == a) {
+            vg_buf_append(buf, out, len + sig_format(m, k, out + len));
             return;
         }
     }

@@ -46,10 +46,12 @@ struct vg_batch {
 };
 
 /*
- * One helper thread for the data-parallel steps of a batch (decoding, encoding decisions):
- * split() gives it the upper half of a range and runs the lower half on the calling thread,
- * then waits for both. Feature state, rules and emitting stay on the calling thread, in
- * input order, so outputs do not depend on it.
+ * One helper thread for the data-parallel steps of a batch (decoding, scoring, encoding
+ * decisions): split() cuts a range into chunks, which the calling thread and the worker
+ * take in turn until none is left, then returns. Whichever has more of a core does more
+ * chunks: the calling thread also carries the feature state, and the worker's core is
+ * shared with `vigil replay`'s reader. Feature state, rules and emitting stay on the
+ * calling thread, in input order, so outputs do not depend on it.
  */
 typedef void vg_split_fn(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who);
 
@@ -60,7 +62,8 @@ typedef struct vg_worker {
     vg_pipeline_t *p;
     vg_split_fn *fn;
     void *ctx;
-    size_t lo, hi;
+    size_t n, chunk;
+    size_t next; /* the next chunk's start, taken atomically by both threads */
     int busy, quit;
 } vg_worker_t;
 
@@ -171,6 +174,17 @@ static void reset_rule_hits(vg_pipeline_t *p)
 
 /* ---- the worker ---- */
 
+/* Takes chunks of [0, w->n) until none is left. */
+static void take_chunks(vg_worker_t *w, int who)
+{
+    for (;;) {
+        size_t lo = __atomic_fetch_add(&w->next, w->chunk, __ATOMIC_RELAXED);
+        if (lo >= w->n)
+            break;
+        w->fn(w->p, w->ctx, lo, lo + w->chunk < w->n ? lo + w->chunk : w->n, who);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     vg_worker_t *w = arg;
@@ -181,7 +195,7 @@ static void *worker_main(void *arg)
         if (w->quit)
             break;
         pthread_mutex_unlock(&w->lock);
-        w->fn(w->p, w->ctx, w->lo, w->hi, 1);
+        take_chunks(w, 1);
         pthread_mutex_lock(&w->lock);
         w->busy = 0;
         pthread_cond_broadcast(&w->cond);
@@ -222,8 +236,8 @@ static void worker_stop(vg_pipeline_t *p)
     p->worker = NULL;
 }
 
-/* Runs fn over [0, n): the upper half on the worker (if any, and n is worth it), the lower
- * half here; returns when both are done. */
+/* Runs fn over [0, n) in chunks, here and on the worker (if any, and n is worth it);
+ * returns when all are done. fn may be called several times for each `who`. */
 static void split(vg_pipeline_t *p, vg_split_fn *fn, void *ctx, size_t n)
 {
     vg_worker_t *w = p->worker;
@@ -231,16 +245,16 @@ static void split(vg_pipeline_t *p, vg_split_fn *fn, void *ctx, size_t n)
         fn(p, ctx, 0, n, 0);
         return;
     }
-    size_t mid = n / 2;
     pthread_mutex_lock(&w->lock);
     w->fn = fn;
     w->ctx = ctx;
-    w->lo = mid;
-    w->hi = n;
+    w->n = n;
+    w->chunk = n / 16 > 64 ? n / 16 : 64;
+    w->next = 0;
     w->busy = 1;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
-    fn(p, ctx, 0, mid, 0);
+    take_chunks(w, 0);
     pthread_mutex_lock(&w->lock);
     while (w->busy)
         pthread_cond_wait(&w->cond, &w->lock);
@@ -592,9 +606,10 @@ vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
 
 /* Scores rows [lo, hi) with the model and the shadow model. XGBoost's in-place prediction
  * is thread-safe for tree models (its result buffer is per thread), and rows are independent,
- * so the halves give what one call would. */
+ * so the chunks give what one call would. */
 typedef struct score_ctx {
-    vg_err_t err[2], shadow_err[2];
+    vg_err_t err[2];
+    int shadow_err[2];
     char errbuf[2][VG_ERRLEN];
 } score_ctx_t;
 
@@ -602,21 +617,25 @@ static void score_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int w
 {
     score_ctx_t *sc = ctx;
     const float *rows = &p->xrows[lo * p->nfeat];
-    sc->err[who] = vg_model_score(p->model, rows, hi - lo, &p->scores[lo], sc->errbuf[who],
-                                  sizeof(sc->errbuf[who]));
+    char eb[VG_ERRLEN];
+    vg_err_t err = vg_model_score(p->model, rows, hi - lo, &p->scores[lo], eb, sizeof(eb));
+    if (err && !sc->err[who]) { /* the first failure of this thread's chunks */
+        sc->err[who] = err;
+        memcpy(sc->errbuf[who], eb, sizeof(eb));
+    }
     if (p->shadow) {
         char ignored[VG_ERRLEN];
-        sc->shadow_err[who] = vg_model_score(p->shadow, rows, hi - lo, &p->shadow_scores[lo],
-                                             ignored, sizeof(ignored));
+        if (vg_model_score(p->shadow, rows, hi - lo, &p->shadow_scores[lo], ignored,
+                           sizeof(ignored)))
+            sc->shadow_err[who] = 1;
     }
 }
 
-/* Encodes the decisions of rows [lo, hi) into enc[who]. */
+/* Appends the decisions of rows [lo, hi) to enc[who]. */
 static void encode_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
 {
     const vg_batch_t *batch = ctx;
     vg_buf_t *b = &p->enc[who];
-    vg_buf_reset(b);
     for (size_t r = lo; r < hi; r++) {
         const vg_item_t *it = &batch->items[p->row_item[r]];
         size_t off = b->len;
@@ -760,6 +779,8 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         }
         p->sampled[r] = sampled;
     }
+    vg_buf_reset(&p->enc[0]);
+    vg_buf_reset(&p->enc[1]);
     split(p, encode_split, batch, nrows);
     for (size_t i = 0; i < n && !err; i++) {
         vg_item_t *it = &items[i];
