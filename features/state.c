@@ -1260,15 +1260,36 @@ static int txn_sortkey_cmp(const void *pa, const void *pb)
     return c ? c : (la > lb) - (la < lb);
 }
 
+/* Puts the n records of table t into batch b in key order. Records are written once each,
+ * a million or more a memtable: their family keeps a skiplist memtable (not a hash one, as
+ * entities do), where an insert in key order starts where the previous one ended, and a
+ * flush finds the memtable sorted. (A hash memtable of records made each flush sort it by
+ * random skiplist inserts: 8 s of a core for 1.5M records.) A checkpoint's records are in
+ * flight, no longer changed, so its writer thread does this, not the caller's. */
+static void put_records(vg_state_t *st, vg_kv_batch_t *b, const tslot_t *t, size_t nslots, size_t n)
+{
+    if (n > st->sortcap) {
+        st->sortcap = n * 2;
+        st->sortkeys = vg_xrealloc(st->sortkeys, st->sortcap * sizeof(*st->sortkeys));
+    }
+    size_t k = 0;
+    for (size_t i = 0; n && i < nslots; i++) {
+        const txnrec_t *r = t[i].rec;
+        if (r)
+            st->sortkeys[k++] =
+                (txn_sortkey_t){key_word(r->key, r->klen, 0), key_word(r->key, r->klen, 8), r};
+    }
+    qsort(st->sortkeys, k, sizeof(*st->sortkeys), txn_sortkey_cmp);
+    for (size_t i = 0; i < k; i++) {
+        const txnrec_t *r = st->sortkeys[i].rec;
+        vg_kv_batch_put(b, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
+    }
+}
+
 /* Fills st->batch with the dirty entities, pending records and the offsets of the last
- * commit: the state as of that commit (no change since it: see vg_state_close).
- *
- * The entities go in no particular order: their families' memtables hash whole keys
- * (kv.h point_lookups), which suits keys rewritten at every commit. The records, written
- * once each and a million a memtable, go to a skiplist memtable in key order: an insert
- * then starts where the previous one ended, and a flush finds the memtable sorted. (A hash
- * memtable of records made each flush sort it by random skiplist inserts: 8 s of a core
- * for 1.5M records.) */
+ * commit: the state as of that commit (no change since it: see vg_state_close). The
+ * entities go in no particular order: their families' memtables hash whole keys (kv.h
+ * point_lookups), which suits keys rewritten at every commit. */
 static void build_batch(vg_state_t *st)
 {
     vg_kv_batch_clear(st->batch);
@@ -1291,22 +1312,8 @@ static void build_batch(vg_state_t *st)
             vg_kv_batch_put(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen,
                             e->blob.data, e->blob.len);
     }
-    if (st->ntxns > st->sortcap) {
-        st->sortcap = st->ntxns * 2;
-        st->sortkeys = vg_xrealloc(st->sortkeys, st->sortcap * sizeof(*st->sortkeys));
-    }
-    size_t n = 0;
-    for (size_t i = 0; st->ntxns && i < st->ntslots; i++) {
-        const txnrec_t *r = st->tslots[i].rec;
-        if (r)
-            st->sortkeys[n++] =
-                (txn_sortkey_t){key_word(r->key, r->klen, 0), key_word(r->key, r->klen, 8), r};
-    }
-    qsort(st->sortkeys, n, sizeof(*st->sortkeys), txn_sortkey_cmp);
-    for (size_t i = 0; i < n; i++) {
-        const txnrec_t *r = st->sortkeys[i].rec;
-        vg_kv_batch_put(st->batch, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
-    }
+    if (!st->checkpoint_ns) /* with checkpoints, the writer thread puts them (writer_main) */
+        put_records(st, st->batch, st->tslots, st->ntslots, st->ntxns);
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
                     st->offsets.len ? st->offsets.data : "", st->offsets.len);
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_WATERMARK, strlen(META_WATERMARK),
@@ -1321,7 +1328,7 @@ static void batch_taken(vg_state_t *st)
     st->ndirty = 0;
     st->txn_bytes = 0;
     st->writes++;
-    st->committed_bytes += vg_kv_batch_bytes(st->batch);
+    __atomic_add_fetch(&st->committed_bytes, vg_kv_batch_bytes(st->batch), __ATOMIC_RELAXED);
     st->unwritten = 0;
     st->last_write_ns = vg_mono_ns();
 }
@@ -1336,6 +1343,10 @@ static void *writer_main(void *arg)
         if (!st->wbusy)
             break;
         pthread_mutex_unlock(&st->wmu);
+        size_t before = vg_kv_batch_bytes(st->wbatch);
+        put_records(st, st->wbatch, st->wtslots, st->nwtslots, st->nwtxns);
+        __atomic_add_fetch(&st->committed_bytes, vg_kv_batch_bytes(st->wbatch) - before,
+                           __ATOMIC_RELAXED);
         char eb[VG_ERRLEN];
         vg_err_t err = vg_kv_write(st->kv, st->wbatch, st->sync, eb, sizeof(eb));
         if (!err)
@@ -1515,7 +1526,7 @@ void vg_state_stats(vg_state_t *st, vg_state_stats_t *stats)
     stats->expired = st->expired;
     stats->commits = st->commits;
     stats->checkpoints = st->writes;
-    stats->committed_bytes = st->committed_bytes;
+    stats->committed_bytes = __atomic_load_n(&st->committed_bytes, __ATOMIC_RELAXED);
     stats->watermark_ms = st->watermark;
 }
 
