@@ -183,7 +183,8 @@ struct vg_state {
     uint32_t pf_n[3];
     int pf_cur;
     uint32_t max_growth[VG_STATE_MAX_TYPES]; /* most bytes one transaction adds to a type */
-    struct txn_sortkey *sortkeys;            /* build_batch's, for the pending records */
+    struct txn_sortkey
+        *sortkeys; /* put_records() scratch: the writer thread's with checkpoint_ms */
     size_t sortcap;
     uint8_t *scratch; /* an entity's rings being rewritten (vg_state_process) */
     uint32_t scratchcap;
