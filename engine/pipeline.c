@@ -604,31 +604,45 @@ vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
     return vg_pipeline_process_decoded(p, p->batch, sink, errbuf, errlen);
 }
 
-/* Scores rows [lo, hi) with the model and the shadow model. XGBoost's in-place prediction
- * is thread-safe for tree models (its result buffer is per thread), and rows are independent,
- * so the chunks give what one call would. */
-typedef struct score_ctx {
+/* Rows [lo, hi): rules before the model, the model (and the shadow model), rules after it.
+ * Rows are independent, and XGBoost's in-place prediction is thread-safe for tree models
+ * (its result buffer is per thread), so the chunks give what one pass would. */
+typedef struct rate_ctx {
+    const vg_batch_t *batch;
     vg_err_t err[2];
     int shadow_err[2];
     char errbuf[2][VG_ERRLEN];
-} score_ctx_t;
+} rate_ctx_t;
 
-static void score_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
+static void rate_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
 {
-    score_ctx_t *sc = ctx;
+    rate_ctx_t *rc = ctx;
+    for (size_t r = lo; r < hi; r++) {
+        vg_rules_result_t *res = &p->results[r];
+        if (p->rules)
+            vg_rules_eval(p->rules, VG_RULES_PRE, &rc->batch->items[p->row_item[r]].txn,
+                          &p->feats[r * p->nfeat], NAN, res);
+        else
+            memset(res, 0, sizeof(*res));
+    }
+    if (!p->model || lo == hi)
+        return;
     const float *rows = &p->xrows[lo * p->nfeat];
     char eb[VG_ERRLEN];
     vg_err_t err = vg_model_score(p->model, rows, hi - lo, &p->scores[lo], eb, sizeof(eb));
-    if (err && !sc->err[who]) { /* the first failure of this thread's chunks */
-        sc->err[who] = err;
-        memcpy(sc->errbuf[who], eb, sizeof(eb));
+    if (err) {
+        if (!rc->err[who]) { /* the first failure of this thread's chunks */
+            rc->err[who] = err;
+            memcpy(rc->errbuf[who], eb, sizeof(eb));
+        }
+        return;
     }
-    if (p->shadow) {
-        char ignored[VG_ERRLEN];
-        if (vg_model_score(p->shadow, rows, hi - lo, &p->shadow_scores[lo], ignored,
-                           sizeof(ignored)))
-            sc->shadow_err[who] = 1;
-    }
+    if (p->shadow &&
+        vg_model_score(p->shadow, rows, hi - lo, &p->shadow_scores[lo], eb, sizeof(eb)) != VG_OK)
+        rc->shadow_err[who] = 1;
+    for (size_t r = lo; p->rules && r < hi; r++)
+        vg_rules_eval(p->rules, VG_RULES_POST, &rc->batch->items[p->row_item[r]].txn,
+                      &p->feats[r * p->nfeat], (double)p->scores[r], &p->results[r]);
 }
 
 /* Appends the decisions of rows [lo, hi) to enc[who]. */
@@ -732,37 +746,21 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
     if (p->opts.forward)
         return forward(p, batch, sink, errbuf, errlen);
 
-    /* 3: rules before the model, one model call, rules after it. */
-    for (size_t i = 0; i < n; i++) {
-        vg_item_t *it = &items[i];
-        if (!it->ok || in[i].kind != VG_IN_TXN || !in[i].emit)
-            continue;
-        vg_rules_result_t *res = &p->results[it->row];
-        if (p->rules)
-            vg_rules_eval(p->rules, VG_RULES_PRE, &it->txn, &p->feats[it->row * p->nfeat], NAN,
-                          res);
-        else
-            memset(res, 0, sizeof(*res));
-    }
-    score_ctx_t sc = {0};
-    if (p->model && nrows) {
-        split(p, score_split, &sc, nrows);
-        for (int who = 0; who < 2; who++)
-            if (sc.err[who])
-                return vg_errf(errbuf, errlen, sc.err[who], "%s", sc.errbuf[who]);
-        if (p->shadow && (sc.shadow_err[0] || sc.shadow_err[1]))
-            for (size_t r = 0; r < nrows; r++) /* a challenger never stops the champion */
-                p->shadow_scores[r] = NAN;
-    }
+    /* 3: rules before the model, the model, rules after it (data-parallel). */
+    rate_ctx_t rc = {.batch = batch};
+    split(p, rate_split, &rc, nrows);
+    for (int who = 0; who < 2; who++)
+        if (rc.err[who])
+            return vg_errf(errbuf, errlen, rc.err[who], "%s", rc.errbuf[who]);
+    if (p->shadow && (rc.shadow_err[0] || rc.shadow_err[1]))
+        for (size_t r = 0; r < nrows; r++) /* a challenger never stops the champion */
+            p->shadow_scores[r] = NAN;
 
-    /* 4: decide (in input order), encode (data-parallel), emit (in input order). */
+    /* 4: count and sample (in input order), encode (data-parallel), emit (in input order). */
     for (size_t r = 0; r < nrows; r++) {
         vg_item_t *it = &items[p->row_item[r]];
         vg_rules_result_t *res = &p->results[r];
         float score = p->model ? p->scores[r] : NAN;
-        if (p->rules && p->model)
-            vg_rules_eval(p->rules, VG_RULES_POST, &it->txn, &p->feats[r * p->nfeat], (double)score,
-                          res);
         for (size_t k = 0; k < res->nfired; k++)
             p->stats.rule_hits[res->fired[k]]++;
         p->stats.decisions[res->action]++;
