@@ -176,6 +176,10 @@ static double read_fraction(const vg_lines_t *l)
 
 /* ---- the reader thread: merge, copy and decode the next batch ---- */
 
+/* Three slots, taken in turn: the reader fills batch n+2 while the pipeline computes the
+ * features of n+1 and decides n (opts.overlap). */
+#define VG_SLOTS 3
+
 typedef struct vg_slot {
     vg_input_t *inputs;
     size_t *starts;
@@ -189,8 +193,8 @@ typedef struct vg_reader {
     vg_stream_t *txns, *labels;
     size_t batch;
     const vg_pipeline_t *p;
-    vg_slot_t slots[2];
-    int full[2]; /* slot k holds a decoded batch the processing thread has not given back */
+    vg_slot_t slots[VG_SLOTS];
+    int full[VG_SLOTS]; /* slot k holds a decoded batch the pipeline has not given back */
     int stop;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -200,7 +204,7 @@ typedef struct vg_reader {
 static void *reader_main(void *arg)
 {
     vg_reader_t *rd = arg;
-    for (int k = 0;; k ^= 1) {
+    for (int k = 0;; k = (k + 1) % VG_SLOTS) {
         pthread_mutex_lock(&rd->lock);
         while (rd->full[k] && !rd->stop)
             pthread_cond_wait(&rd->cond, &rd->lock);
@@ -241,7 +245,7 @@ static void *reader_main(void *arg)
 
 static void reader_start(vg_reader_t *rd)
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < VG_SLOTS; k++) {
         rd->slots[k].inputs = vg_xcalloc(rd->batch, sizeof(vg_input_t));
         rd->slots[k].starts = vg_xcalloc(rd->batch, sizeof(size_t));
         vg_buf_init(&rd->slots[k].data);
@@ -282,7 +286,7 @@ static void reader_stop(vg_reader_t *rd)
     pthread_join(rd->thread, NULL);
     pthread_mutex_destroy(&rd->lock);
     pthread_cond_destroy(&rd->cond);
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < VG_SLOTS; k++) {
         free(rd->slots[k].inputs);
         free(rd->slots[k].starts);
         vg_buf_free(&rd->slots[k].data);
@@ -311,8 +315,9 @@ static void help(void)
            "  --shadow-model DIR    challenger bundle\n"
            "  --state DIR           state directory (default: a fresh temporary one, removed)\n"
            "  --batch-size N        micro-batch size (default 5000; changes speed only)\n"
-           "  --threads N           1 or 2: a second thread encodes half of each batch's\n"
-           "                        decisions (default 2; the output is the same)\n"
+           "  --threads N           1 or 2: with 2, rules, scoring and decisions run on a\n"
+           "                        thread of their own beside the next batch's features\n"
+           "                        (default 2; the output is the same)\n"
            "  --commit-every N      commit state every N messages (default 100000; the state\n"
            "                        cache holds what is uncommitted, so this bounds memory)\n"
            "  --reasons K           reason codes on flagged decisions (default 5)\n"
@@ -536,6 +541,7 @@ int vg_cmd_replay(int argc, char **argv)
     }
     if (optind < argc)
         return vg_cli_usage_error("replay", "unexpected argument '%s'", argv[optind]);
+    popts.overlap = popts.threads > 1;
     if (!txn_path)
         return vg_cli_usage_error("replay", "--transactions is required");
     if (!out_path && !kafka)
@@ -601,8 +607,9 @@ int vg_cmd_replay(int argc, char **argv)
     setvbuf(o.decisions, NULL, _IOFBF, 1 << 20);
     vg_signals_install();
 
-    /* A reader thread merges, copies and decodes batch n+1 while this thread processes
-     * batch n: two slots, handed back and forth. */
+    /* A reader thread merges, copies and decodes batch n+2 while this thread computes the
+     * features of batch n+1 and the pipeline's back thread decides batch n: a slot is given
+     * back once the batch after it has been handed over (its outputs are written then). */
     vg_reader_t rd = {.txns = &txns, .labels = &labels, .batch = (size_t)batch, .p = p};
     reader_start(&rd);
     vg_sink_t sink = {&o, file_emit};
@@ -610,7 +617,8 @@ int vg_cmd_replay(int argc, char **argv)
     int64_t t0 = vg_mono_ns(), last_progress = 0;
     int show = !quiet && isatty(2);
     status = 0;
-    for (int k = 0;; k ^= 1) {
+    int prev = -1;
+    for (int k = 0;; k = (k + 1) % VG_SLOTS) {
         vg_slot_t *slot = reader_take(&rd, k);
         size_t n = slot->n;
         if (n == 0)
@@ -630,12 +638,18 @@ int vg_cmd_replay(int argc, char **argv)
             progress(slot->read_fraction, nmsgs, t0, 0);
             last_progress = vg_mono_ns();
         }
-        reader_give_back(&rd, k);
+        if (prev >= 0)
+            reader_give_back(&rd, prev);
+        prev = k;
         if (vg_stop_requested()) {
             vg_warn("replay", "interrupted: output is incomplete");
             status = 1;
             break;
         }
+    }
+    if (vg_pipeline_wait(p, errbuf, sizeof(errbuf)) && !status) {
+        vg_error("replay", "%s", errbuf);
+        status = 1;
     }
     reader_stop(&rd);
     if (show)

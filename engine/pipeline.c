@@ -45,27 +45,51 @@ struct vg_batch {
     const vg_input_t *in;
 };
 
+/* One batch's rows, from its features to its encoded decisions. There are two: with
+ * opts.overlap the back half of batch n reads one while the front half of batch n+1 fills
+ * the other. */
+typedef struct vg_rows {
+    vg_batch_t *batch;
+    size_t nrows, cap;
+    double *feats; /* rows x nfeat, doubles for rules and the decision record */
+    float *xrows;  /* the same rows as floats for the model */
+    float *scores, *shadow_scores;
+    vg_rules_result_t *results;
+    size_t *row_item;     /* row -> index of its item in the batch */
+    const char **sampled; /* row -> review sampling reason, or NULL */
+    size_t *enc_off;      /* row -> its encoded decision: offset and length in enc[who] */
+    uint32_t *enc_len;
+    uint8_t *enc_who;
+    vg_buf_t enc[2];
+} vg_rows_t;
+
+/* opts.overlap: the back half of a batch, on the back thread. */
+typedef struct vg_back_job {
+    vg_rows_t *r;
+    vg_sink_t sink;
+    vg_err_t err;
+    char errbuf[VG_ERRLEN];
+} vg_back_job_t;
+
 /*
- * One helper thread for the data-parallel steps of a batch (decoding, scoring, encoding
- * decisions): split() cuts a range into chunks, which the calling thread and the worker
- * take in turn until none is left, then returns. Whichever has more of a core does more
- * chunks: the calling thread also carries the feature state, and the worker's core is
- * shared with `vigil replay`'s reader. Feature state, rules and emitting stay on the
- * calling thread, in input order, so outputs do not depend on it.
+ * The data-parallel steps of a batch (decoding, rules and scoring, encoding decisions) are
+ * tasks: split() cuts a range into chunks, which the thread that called it and one helper
+ * take until none is left. The helper is the worker thread (opts.threads = 2), or with
+ * opts.overlap the processing thread, between its front halves, for the splits the back
+ * thread runs. Whichever has more of a core does more chunks. Feature state, counting and
+ * emitting stay in input order on one thread, so outputs do not depend on who ran which
+ * chunk.
  */
 typedef void vg_split_fn(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who);
 
-typedef struct vg_worker {
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    vg_pipeline_t *p;
+typedef struct vg_task {
     vg_split_fn *fn;
     void *ctx;
     size_t n, chunk;
-    size_t next; /* the next chunk's start, taken atomically by both threads */
-    int busy, quit;
-} vg_worker_t;
+    size_t next; /* the next chunk's start, taken atomically */
+    size_t done; /* items finished (under the pipeline's lock) */
+    int helpers; /* helpers inside it (likewise) */
+} vg_task_t;
 
 typedef struct vg_watch {
     char *path;
@@ -91,18 +115,17 @@ struct vg_pipeline {
     vg_watch_t rules_watch, model_watch, shadow_watch;
 
     vg_batch_t *batch; /* used by vg_pipeline_process() */
-    double *feats;     /* rows x nfeat, doubles for rules and the decision record */
-    float *xrows;      /* the same rows as floats for the model */
-    float *scores, *shadow_scores;
-    vg_rules_result_t *results;
-    size_t *row_item;     /* row -> index of its item in the batch */
-    const char **sampled; /* row -> review sampling reason, or NULL */
-    size_t *enc_off;      /* row -> its encoded decision: offset and length in enc[who] */
-    uint32_t *enc_len;
-    uint8_t *enc_who;
-    size_t cap_rows;
-    vg_buf_t enc[2];
-    vg_worker_t *worker; /* NULL: one thread */
+    vg_rows_t rows[2];
+    int cur; /* the rows the next batch fills */
+
+    /* threads: the lock and condition guard what follows */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t worker, back_thread;
+    int worker_started, back_started, quit;
+    vg_task_t *task; /* the split in progress, or NULL */
+    vg_back_job_t job;
+    int job_posted, job_busy;
 
     vg_pipeline_stats_t stats;
 };
@@ -172,99 +195,132 @@ static void reset_rule_hits(vg_pipeline_t *p)
     p->stats.rule_hits = vg_xcalloc(p->rules ? vg_rules_count(p->rules) + 1 : 1, sizeof(uint64_t));
 }
 
-/* ---- the worker ---- */
+/* ---- threads ---- */
 
-/* Takes chunks of [0, w->n) until none is left. */
-static void take_chunks(vg_worker_t *w, int who)
+/* Takes chunks of t until none is left; returns how many items it did. */
+static size_t task_chunks(vg_pipeline_t *p, vg_task_t *t, int who)
 {
+    size_t did = 0;
     for (;;) {
-        size_t lo = __atomic_fetch_add(&w->next, w->chunk, __ATOMIC_RELAXED);
-        if (lo >= w->n)
-            break;
-        w->fn(w->p, w->ctx, lo, lo + w->chunk < w->n ? lo + w->chunk : w->n, who);
+        size_t lo = __atomic_fetch_add(&t->next, t->chunk, __ATOMIC_RELAXED);
+        if (lo >= t->n)
+            return did;
+        size_t hi = lo + t->chunk < t->n ? lo + t->chunk : t->n;
+        t->fn(p, t->ctx, lo, hi, who);
+        did += hi - lo;
     }
 }
 
-static void *worker_main(void *arg)
+/* A helper's turn, with p->lock held: joins the split in progress if a chunk is left.
+ * Returns 1 if it did some. */
+static int help(vg_pipeline_t *p)
 {
-    vg_worker_t *w = arg;
-    pthread_mutex_lock(&w->lock);
-    for (;;) {
-        while (!w->busy && !w->quit)
-            pthread_cond_wait(&w->cond, &w->lock);
-        if (w->quit)
-            break;
-        pthread_mutex_unlock(&w->lock);
-        take_chunks(w, 1);
-        pthread_mutex_lock(&w->lock);
-        w->busy = 0;
-        pthread_cond_broadcast(&w->cond);
-    }
-    pthread_mutex_unlock(&w->lock);
-    return NULL;
+    vg_task_t *t = p->task;
+    if (!t || __atomic_load_n(&t->next, __ATOMIC_RELAXED) >= t->n)
+        return 0;
+    t->helpers++;
+    pthread_mutex_unlock(&p->lock);
+    size_t did = task_chunks(p, t, 1);
+    pthread_mutex_lock(&p->lock);
+    t->done += did;
+    t->helpers--;
+    pthread_cond_broadcast(&p->cond);
+    return 1;
 }
 
-static void worker_start(vg_pipeline_t *p)
-{
-    vg_worker_t *w = vg_xcalloc(1, sizeof(*w));
-    w->p = p;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-        vg_warn("pipeline", "cannot start a worker thread: running on one thread");
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->cond);
-        free(w);
-        return;
-    }
-    p->worker = w;
-}
-
-static void worker_stop(vg_pipeline_t *p)
-{
-    vg_worker_t *w = p->worker;
-    if (!w)
-        return;
-    pthread_mutex_lock(&w->lock);
-    w->quit = 1;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
-    pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->cond);
-    free(w);
-    p->worker = NULL;
-}
-
-/* Runs fn over [0, n) in chunks, here and on the worker (if any, and n is worth it);
+/* Runs fn over [0, n) in chunks, here and by the helper (if any, and n is worth it);
  * returns when all are done. fn may be called several times for each `who`. */
 static void split(vg_pipeline_t *p, vg_split_fn *fn, void *ctx, size_t n)
 {
-    vg_worker_t *w = p->worker;
-    if (!w || n < 64) {
+    if (!(p->worker_started || p->back_started) || n < 64) {
         fn(p, ctx, 0, n, 0);
         return;
     }
-    pthread_mutex_lock(&w->lock);
-    w->fn = fn;
-    w->ctx = ctx;
-    w->n = n;
-    w->chunk = n / 16 > 64 ? n / 16 : 64;
-    w->next = 0;
-    w->busy = 1;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    take_chunks(w, 0);
-    pthread_mutex_lock(&w->lock);
-    while (w->busy)
-        pthread_cond_wait(&w->cond, &w->lock);
-    pthread_mutex_unlock(&w->lock);
+    vg_task_t t = {.fn = fn, .ctx = ctx, .n = n, .chunk = n / 16 > 64 ? n / 16 : 64};
+    pthread_mutex_lock(&p->lock);
+    p->task = &t;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    size_t did = task_chunks(p, &t, 0);
+    pthread_mutex_lock(&p->lock);
+    t.done += did;
+    while (t.done < n || t.helpers)
+        pthread_cond_wait(&p->cond, &p->lock);
+    p->task = NULL;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* opts.threads = 2: helps every split until the pipeline is freed. */
+static void *worker_main(void *arg)
+{
+    vg_pipeline_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    while (!p->quit)
+        if (!help(p))
+            pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static vg_err_t back(vg_pipeline_t *p, vg_rows_t *r, const vg_sink_t *sink, char *errbuf,
+                     size_t errlen);
+
+/* opts.overlap: runs each batch's back half as it is posted. */
+static void *back_main(void *arg)
+{
+    vg_pipeline_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->job_posted && !p->quit)
+            pthread_cond_wait(&p->cond, &p->lock);
+        if (!p->job_posted)
+            break;
+        p->job_posted = 0;
+        pthread_mutex_unlock(&p->lock);
+        vg_back_job_t *job = &p->job;
+        job->err = back(p, job->r, &job->sink, job->errbuf, sizeof(job->errbuf));
+        pthread_mutex_lock(&p->lock);
+        p->job_busy = 0;
+        pthread_cond_broadcast(&p->cond);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static void threads_start(vg_pipeline_t *p)
+{
+    int want = p->opts.overlap || p->opts.threads > 1;
+    if (p->opts.overlap) /* the processing thread helps the back thread's splits */
+        p->back_started = pthread_create(&p->back_thread, NULL, back_main, p) == 0;
+    else if (p->opts.threads > 1)
+        p->worker_started = pthread_create(&p->worker, NULL, worker_main, p) == 0;
+    if (want && !p->back_started && !p->worker_started)
+        vg_warn("pipeline", "cannot start a thread: running on one thread");
+}
+
+/* Lets a back half in flight finish, then stops the threads. */
+static void threads_stop(vg_pipeline_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->job_busy)
+        pthread_cond_wait(&p->cond, &p->lock);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (p->worker_started)
+        pthread_join(p->worker, NULL);
+    if (p->back_started)
+        pthread_join(p->back_thread, NULL);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
 }
 
 vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, size_t errlen)
 {
     vg_pipeline_t *p = vg_xcalloc(1, sizeof(*p));
     p->opts = *opts;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
     p->catalog_path = dup_or_null(opts->catalog_path);
     p->rules_path = dup_or_null(opts->rules_path);
     p->lists_dir = dup_or_null(opts->lists_dir);
@@ -273,8 +329,10 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     p->state_dir = dup_or_null(opts->state_dir);
     vg_schema_init(&p->schema);
     p->batch = vg_batch_new();
-    vg_buf_init(&p->enc[0]);
-    vg_buf_init(&p->enc[1]);
+    for (int k = 0; k < 2; k++) {
+        vg_buf_init(&p->rows[k].enc[0]);
+        vg_buf_init(&p->rows[k].enc[1]);
+    }
 
     if (!p->catalog_path || !p->state_dir) {
         vg_errf(errbuf, errlen, VG_ERR_CONFIG,
@@ -350,8 +408,7 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     p->state = vg_state_open(p->state_dir, scat, &sopts, errbuf, errlen);
     if (!p->state)
         goto fail;
-    if (opts->threads > 1)
-        worker_start(p);
+    threads_start(p);
     return p;
 fail:
     vg_pipeline_free(p);
@@ -362,7 +419,7 @@ void vg_pipeline_free(vg_pipeline_t *p)
 {
     if (!p)
         return;
-    worker_stop(p);
+    threads_stop(p);
     vg_state_close(p->state);
     vg_rules_free(p->rules);
     vg_model_free(p->model);
@@ -378,18 +435,21 @@ void vg_pipeline_free(vg_pipeline_t *p)
     free(p->state_row);
     vg_schema_free(&p->schema);
     vg_batch_free(p->batch);
-    vg_buf_free(&p->enc[0]);
-    vg_buf_free(&p->enc[1]);
-    free(p->row_item);
-    free(p->sampled);
-    free(p->enc_off);
-    free(p->enc_len);
-    free(p->enc_who);
-    free(p->feats);
-    free(p->xrows);
-    free(p->scores);
-    free(p->shadow_scores);
-    free(p->results);
+    for (int k = 0; k < 2; k++) {
+        vg_rows_t *r = &p->rows[k];
+        vg_buf_free(&r->enc[0]);
+        vg_buf_free(&r->enc[1]);
+        free(r->row_item);
+        free(r->sampled);
+        free(r->enc_off);
+        free(r->enc_len);
+        free(r->enc_who);
+        free(r->feats);
+        free(r->xrows);
+        free(r->scores);
+        free(r->shadow_scores);
+        free(r->results);
+    }
     free(p->stats.rule_hits);
     free(p->rules_watch.path);
     free(p->model_watch.path);
@@ -403,21 +463,21 @@ void vg_pipeline_free(vg_pipeline_t *p)
     free(p);
 }
 
-static void reserve(vg_pipeline_t *p, size_t n)
+static void reserve(const vg_pipeline_t *p, vg_rows_t *r, size_t n)
 {
-    if (n > p->cap_rows) {
+    if (n > r->cap) {
         size_t width = p->nfeat ? p->nfeat : 1;
-        p->feats = vg_xrealloc(p->feats, n * width * sizeof(double));
-        p->xrows = vg_xrealloc(p->xrows, n * width * sizeof(float));
-        p->scores = vg_xrealloc(p->scores, n * sizeof(float));
-        p->shadow_scores = vg_xrealloc(p->shadow_scores, n * sizeof(float));
-        p->results = vg_xrealloc(p->results, n * sizeof(*p->results));
-        p->row_item = vg_xrealloc(p->row_item, n * sizeof(*p->row_item));
-        p->sampled = vg_xrealloc(p->sampled, n * sizeof(*p->sampled));
-        p->enc_off = vg_xrealloc(p->enc_off, n * sizeof(*p->enc_off));
-        p->enc_len = vg_xrealloc(p->enc_len, n * sizeof(*p->enc_len));
-        p->enc_who = vg_xrealloc(p->enc_who, n * sizeof(*p->enc_who));
-        p->cap_rows = n;
+        r->feats = vg_xrealloc(r->feats, n * width * sizeof(double));
+        r->xrows = vg_xrealloc(r->xrows, n * width * sizeof(float));
+        r->scores = vg_xrealloc(r->scores, n * sizeof(float));
+        r->shadow_scores = vg_xrealloc(r->shadow_scores, n * sizeof(float));
+        r->results = vg_xrealloc(r->results, n * sizeof(*r->results));
+        r->row_item = vg_xrealloc(r->row_item, n * sizeof(*r->row_item));
+        r->sampled = vg_xrealloc(r->sampled, n * sizeof(*r->sampled));
+        r->enc_off = vg_xrealloc(r->enc_off, n * sizeof(*r->enc_off));
+        r->enc_len = vg_xrealloc(r->enc_len, n * sizeof(*r->enc_len));
+        r->enc_who = vg_xrealloc(r->enc_who, n * sizeof(*r->enc_who));
+        r->cap = n;
     }
 }
 
@@ -434,9 +494,9 @@ static double sample_draw(const vg_txn_t *txn)
 
 /* Appends the decision record for item it to b. Reads the pipeline, never writes it: runs on
  * the worker too. */
-static void encode_decision(const vg_pipeline_t *p, vg_buf_t *b, const vg_item_t *it,
-                            const vg_rules_result_t *res, int have_score, float score,
-                            const char *sampled)
+static void encode_decision(const vg_pipeline_t *p, const vg_rows_t *rows, vg_buf_t *b,
+                            const vg_item_t *it, const vg_rules_result_t *res, int have_score,
+                            float score, const char *sampled)
 {
     const vg_txn_t *t = &it->txn;
     char ts[32];
@@ -475,7 +535,7 @@ static void encode_decision(const vg_pipeline_t *p, vg_buf_t *b, const vg_item_t
             (size_t)p->opts.reasons < VG_MAX_REASONS ? (size_t)p->opts.reasons : VG_MAX_REASONS;
         size_t nout = 0;
         char errbuf[VG_ERRLEN];
-        if (vg_model_explain(p->model, &p->xrows[it->row * p->nfeat], k, reasons, &nout, errbuf,
+        if (vg_model_explain(p->model, &rows->xrows[it->row * p->nfeat], k, reasons, &nout, errbuf,
                              sizeof(errbuf)) != VG_OK) {
             vg_warn("pipeline", "reason codes for %s: %s", t->str[VG_F_TXN_ID], errbuf);
             nout = 0;
@@ -484,7 +544,7 @@ static void encode_decision(const vg_pipeline_t *p, vg_buf_t *b, const vg_item_t
             vg_buf_puts(b, i ? ",{\"feature\":\"" : "{\"feature\":\"");
             vg_buf_puts(b, p->feat_names[reasons[i].feature]);
             vg_buf_puts(b, "\",\"value\":");
-            vg_buf_json_num(b, p->feats[it->row * p->nfeat + reasons[i].feature]);
+            vg_buf_json_num(b, rows->feats[it->row * p->nfeat + reasons[i].feature]);
             vg_buf_puts(b, ",\"contribution\":");
             vg_buf_json_num(b, (double)reasons[i].contribution);
             vg_buf_putc(b, '}');
@@ -493,7 +553,7 @@ static void encode_decision(const vg_pipeline_t *p, vg_buf_t *b, const vg_item_t
     vg_buf_putc(b, ']');
 
     vg_buf_puts(b, ",\"features\":{");
-    const double *row = &p->feats[it->row * p->nfeat];
+    const double *row = &rows->feats[it->row * p->nfeat];
     for (size_t f = 0; f < p->nfeat; f++) {
         vg_buf_append(b, p->feat_keys[f], p->feat_key_len[f]);
         vg_buf_json_num(b, row[f]);
@@ -518,7 +578,7 @@ static void encode_decision(const vg_pipeline_t *p, vg_buf_t *b, const vg_item_t
     }
     if (p->shadow) {
         vg_buf_puts(b, ",\"shadow_score\":");
-        vg_buf_json_num(b, (double)p->shadow_scores[it->row]);
+        vg_buf_json_num(b, (double)rows->shadow_scores[it->row]);
         vg_buf_puts(b, ",\"shadow_model\":\"");
         vg_buf_puts(b, vg_model_version(p->shadow));
         vg_buf_putc(b, '"');
@@ -608,7 +668,7 @@ vg_err_t vg_pipeline_process(vg_pipeline_t *p, const vg_input_t *in, size_t n,
  * Rows are independent, and XGBoost's in-place prediction is thread-safe for tree models
  * (its result buffer is per thread), so the chunks give what one pass would. */
 typedef struct rate_ctx {
-    const vg_batch_t *batch;
+    vg_rows_t *r;
     vg_err_t err[2];
     int shadow_err[2];
     char errbuf[2][VG_ERRLEN];
@@ -617,19 +677,20 @@ typedef struct rate_ctx {
 static void rate_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
 {
     rate_ctx_t *rc = ctx;
-    for (size_t r = lo; r < hi; r++) {
-        vg_rules_result_t *res = &p->results[r];
+    vg_rows_t *r = rc->r;
+    for (size_t k = lo; k < hi; k++) {
+        vg_rules_result_t *res = &r->results[k];
         if (p->rules)
-            vg_rules_eval(p->rules, VG_RULES_PRE, &rc->batch->items[p->row_item[r]].txn,
-                          &p->feats[r * p->nfeat], NAN, res);
+            vg_rules_eval(p->rules, VG_RULES_PRE, &r->batch->items[r->row_item[k]].txn,
+                          &r->feats[k * p->nfeat], NAN, res);
         else
             memset(res, 0, sizeof(*res));
     }
     if (!p->model || lo == hi)
         return;
-    const float *rows = &p->xrows[lo * p->nfeat];
+    const float *x = &r->xrows[lo * p->nfeat];
     char eb[VG_ERRLEN];
-    vg_err_t err = vg_model_score(p->model, rows, hi - lo, &p->scores[lo], eb, sizeof(eb));
+    vg_err_t err = vg_model_score(p->model, x, hi - lo, &r->scores[lo], eb, sizeof(eb));
     if (err) {
         if (!rc->err[who]) { /* the first failure of this thread's chunks */
             rc->err[who] = err;
@@ -638,34 +699,35 @@ static void rate_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int wh
         return;
     }
     if (p->shadow &&
-        vg_model_score(p->shadow, rows, hi - lo, &p->shadow_scores[lo], eb, sizeof(eb)) != VG_OK)
+        vg_model_score(p->shadow, x, hi - lo, &r->shadow_scores[lo], eb, sizeof(eb)) != VG_OK)
         rc->shadow_err[who] = 1;
-    for (size_t r = lo; p->rules && r < hi; r++)
-        vg_rules_eval(p->rules, VG_RULES_POST, &rc->batch->items[p->row_item[r]].txn,
-                      &p->feats[r * p->nfeat], (double)p->scores[r], &p->results[r]);
+    for (size_t k = lo; p->rules && k < hi; k++)
+        vg_rules_eval(p->rules, VG_RULES_POST, &r->batch->items[r->row_item[k]].txn,
+                      &r->feats[k * p->nfeat], (double)r->scores[k], &r->results[k]);
 }
 
 /* Appends the decisions of rows [lo, hi) to enc[who]. */
 static void encode_split(vg_pipeline_t *p, void *ctx, size_t lo, size_t hi, int who)
 {
-    const vg_batch_t *batch = ctx;
-    vg_buf_t *b = &p->enc[who];
-    for (size_t r = lo; r < hi; r++) {
-        const vg_item_t *it = &batch->items[p->row_item[r]];
+    vg_rows_t *r = ctx;
+    vg_buf_t *b = &r->enc[who];
+    for (size_t k = lo; k < hi; k++) {
+        const vg_item_t *it = &r->batch->items[r->row_item[k]];
         size_t off = b->len;
-        encode_decision(p, b, it, &p->results[r], p->model != NULL, p->model ? p->scores[r] : NAN,
-                        p->sampled[r]);
-        p->enc_off[r] = off;
-        p->enc_len[r] = (uint32_t)(b->len - off);
-        p->enc_who[r] = (uint8_t)who;
+        encode_decision(p, r, b, it, &r->results[k], p->model != NULL,
+                        p->model ? r->scores[k] : NAN, r->sampled[k]);
+        r->enc_off[k] = off;
+        r->enc_len[k] = (uint32_t)(b->len - off);
+        r->enc_who[k] = (uint8_t)who;
     }
 }
 
 /* opts.forward: dead letters and transactions with their rows, in input order. */
-static vg_err_t forward(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *sink, char *errbuf,
+static vg_err_t forward(vg_pipeline_t *p, const vg_rows_t *r, const vg_sink_t *sink, char *errbuf,
                         size_t errlen)
 {
     vg_err_t err = VG_OK;
+    const vg_batch_t *batch = r->batch;
     for (size_t i = 0; i < batch->n && !err; i++) {
         const vg_item_t *it = &batch->items[i];
         const vg_input_t *in = &batch->in[i];
@@ -680,7 +742,7 @@ static vg_err_t forward(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *si
             p->stats.transactions++;
             out.kind = VG_OUT_FORWARD;
             out.txn = &it->txn;
-            out.feats = &p->feats[it->row * p->nfeat];
+            out.feats = &r->feats[it->row * p->nfeat];
         }
         err = sink->emit(sink->opaque, &out);
     }
@@ -689,17 +751,16 @@ static vg_err_t forward(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *si
     return err;
 }
 
-vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *sink,
-                                     char *errbuf, size_t errlen)
+/* The front half of a batch, steps 1-2: state in input order, into rows r. The hints to the
+ * state store go a few transactions ahead, so that their cache misses overlap this one's
+ * work (vg_state_prefetch). */
+static vg_err_t front(vg_pipeline_t *p, vg_rows_t *r, char *errbuf, size_t errlen)
 {
-    vg_err_t err = VG_OK;
-    const vg_input_t *in = batch->in;
-    size_t n = batch->n;
-    vg_item_t *items = batch->items;
-    reserve(p, n);
-
-    /* 1-2: state in input order, hinting the state store a few transactions ahead so that
-     * their cache misses overlap this one's work (vg_state_prefetch). */
+    const vg_input_t *in = r->batch->in;
+    size_t n = r->batch->n;
+    vg_item_t *items = r->batch->items;
+    vg_err_t err;
+    reserve(p, r, n);
     size_t nrows = 0, ahead = 0;
     for (size_t i = 0; i < n; i++) {
         vg_item_t *it = &items[i];
@@ -719,7 +780,7 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
             continue;
         }
         it->row = nrows;
-        double *row = &p->feats[nrows * p->nfeat];
+        double *row = &r->feats[nrows * p->nfeat];
         vg_state_set_partition(p->state, in[i].partition);
         if ((err = vg_state_process(p->state, &it->txn, p->state_map ? p->state_row : row)))
             return vg_errf(errbuf, errlen, err, "state: processing %s failed",
@@ -735,34 +796,44 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
             continue;
         }
         if (!p->opts.forward) { /* the model's input; a forwarding stage has no model */
-            float *x = &p->xrows[nrows * p->nfeat];
+            float *x = &r->xrows[nrows * p->nfeat];
             for (size_t f = 0; f < p->nfeat; f++)
                 x[f] = (float)row[f];
         }
-        p->row_item[nrows] = i;
+        r->row_item[nrows] = i;
         nrows++;
     }
+    r->nrows = nrows;
+    return VG_OK;
+}
 
-    if (p->opts.forward)
-        return forward(p, batch, sink, errbuf, errlen);
+/* The back half, steps 3-4, over rows r as the front half left them. It reads no state, so
+ * that with opts.overlap it runs beside the next batch's front half. */
+static vg_err_t back(vg_pipeline_t *p, vg_rows_t *r, const vg_sink_t *sink, char *errbuf,
+                     size_t errlen)
+{
+    vg_err_t err = VG_OK;
+    const vg_input_t *in = r->batch->in;
+    size_t n = r->batch->n, nrows = r->nrows;
+    vg_item_t *items = r->batch->items;
 
     /* 3: rules before the model, the model, rules after it (data-parallel). */
-    rate_ctx_t rc = {.batch = batch};
+    rate_ctx_t rc = {.r = r};
     split(p, rate_split, &rc, nrows);
     for (int who = 0; who < 2; who++)
         if (rc.err[who])
             return vg_errf(errbuf, errlen, rc.err[who], "%s", rc.errbuf[who]);
     if (p->shadow && (rc.shadow_err[0] || rc.shadow_err[1]))
-        for (size_t r = 0; r < nrows; r++) /* a challenger never stops the champion */
-            p->shadow_scores[r] = NAN;
+        for (size_t k = 0; k < nrows; k++) /* a challenger never stops the champion */
+            r->shadow_scores[k] = NAN;
 
     /* 4: count and sample (in input order), encode (data-parallel), emit (in input order). */
-    for (size_t r = 0; r < nrows; r++) {
-        vg_item_t *it = &items[p->row_item[r]];
-        vg_rules_result_t *res = &p->results[r];
-        float score = p->model ? p->scores[r] : NAN;
-        for (size_t k = 0; k < res->nfired; k++)
-            p->stats.rule_hits[res->fired[k]]++;
+    for (size_t k = 0; k < nrows; k++) {
+        vg_item_t *it = &items[r->row_item[k]];
+        vg_rules_result_t *res = &r->results[k];
+        float score = p->model ? r->scores[k] : NAN;
+        for (size_t f = 0; f < res->nfired; f++)
+            p->stats.rule_hits[res->fired[f]]++;
         p->stats.decisions[res->action]++;
         p->stats.transactions++;
         /* Beyond flagged cases: labels must not come only from what rules and model already
@@ -775,11 +846,11 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
                      sample_draw(&it->txn) < p->opts.review_sample_rate)
                 sampled = "random_sample";
         }
-        p->sampled[r] = sampled;
+        r->sampled[k] = sampled;
     }
-    vg_buf_reset(&p->enc[0]);
-    vg_buf_reset(&p->enc[1]);
-    split(p, encode_split, batch, nrows);
+    vg_buf_reset(&r->enc[0]);
+    vg_buf_reset(&r->enc[1]);
+    split(p, encode_split, r, nrows);
     for (size_t i = 0; i < n && !err; i++) {
         vg_item_t *it = &items[i];
         vg_output_t out = {0};
@@ -797,14 +868,14 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         }
         if (in[i].kind != VG_IN_TXN || !in[i].emit)
             continue;
-        size_t r = it->row;
-        const char *sampled = p->sampled[r];
+        size_t k = it->row;
+        const char *sampled = r->sampled[k];
         out.kind = VG_OUT_DECISION;
         out.key = it->txn.str[VG_F_CARD_ID];
         out.keylen = it->txn.len[VG_F_CARD_ID];
-        out.value = p->enc[p->enc_who[r]].data + p->enc_off[r];
-        out.len = p->enc_len[r];
-        out.action = p->results[r].action;
+        out.value = r->enc[r->enc_who[k]].data + r->enc_off[k];
+        out.len = r->enc_len[k];
+        out.action = r->results[k].action;
         if ((err = sink->emit(sink->opaque, &out)))
             break;
         if (out.action == VG_ACTION_REVIEW || sampled) {
@@ -817,6 +888,47 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
     if (err)
         vg_errf(errbuf, errlen, err, "emitting outputs failed");
     return err;
+}
+
+vg_err_t vg_pipeline_wait(vg_pipeline_t *p, char *errbuf, size_t errlen)
+{
+    if (!p->back_started)
+        return VG_OK;
+    pthread_mutex_lock(&p->lock);
+    while (p->job_busy) /* meanwhile, help the back half's splits */
+        if (!help(p))
+            pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    vg_err_t err = p->job.err;
+    p->job.err = VG_OK;
+    return err ? vg_errf(errbuf, errlen, err, "%s", p->job.errbuf) : VG_OK;
+}
+
+vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const vg_sink_t *sink,
+                                     char *errbuf, size_t errlen)
+{
+    vg_rows_t *r = &p->rows[p->cur];
+    r->batch = batch;
+    vg_err_t err = front(p, r, errbuf, errlen);
+    if (err)
+        return err;
+    if (p->opts.forward)
+        return forward(p, r, sink, errbuf, errlen);
+    if (!p->back_started)
+        return back(p, r, sink, errbuf, errlen);
+    /* The previous batch's back half reads the other rows: once it is done, this batch's
+     * goes to the back thread, and the next front half fills the other rows. */
+    if ((err = vg_pipeline_wait(p, errbuf, errlen)))
+        return err;
+    pthread_mutex_lock(&p->lock);
+    p->job.r = r;
+    p->job.sink = *sink;
+    p->job_posted = 1;
+    p->job_busy = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    p->cur ^= 1;
+    return VG_OK;
 }
 
 vg_err_t vg_pipeline_commit(vg_pipeline_t *p, const void *offsets, size_t len, char *errbuf,
@@ -851,6 +963,12 @@ vg_err_t vg_pipeline_offsets(vg_pipeline_t *p, void **blob, size_t *len)
 void vg_pipeline_reload(vg_pipeline_t *p, int force)
 {
     char errbuf[VG_ERRLEN * 4];
+    if (p->back_started) { /* a back half in flight uses the rules and models */
+        pthread_mutex_lock(&p->lock);
+        while (p->job_busy)
+            pthread_cond_wait(&p->cond, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
     if (p->rules_path && (watch_changed(&p->rules_watch) || force)) {
         vg_rules_t *r = load_rules(p, errbuf, sizeof(errbuf));
         if (!r) {

@@ -33,8 +33,14 @@ typedef struct vg_pipeline_opts {
     double review_sample_rate;    /* share of allowed transactions also sent to review */
     double review_band_low;       /* allowed transactions scored in [low, high) go to review */
     double review_band_high;      /* too ("near_threshold"); low == high: off */
-    int threads; /* 2: a worker thread decodes (vg_pipeline_process) and encodes half of
-                    each batch; features, rules and outputs keep their order. 0/1: none */
+    int threads; /* 2: a worker thread shares decoding (vg_pipeline_process), rules and
+                    scoring, and encoding decisions; features and outputs keep their
+                    order. 0/1: none */
+    int overlap; /* 1: vg_pipeline_process_decoded() returns once a batch's state is done;
+                    its rules, scoring, decisions and outputs run on a back thread beside
+                    the caller's next batch, helped by the caller while it waits for them
+                    (vg_pipeline_wait()). Outputs keep their order. Instead of threads; not
+                    with vg_pipeline_process() */
     /* A stage of the repartition topology (docs/scaling.md): the state keeps only these
      * entity types (NULL: all); the other features' values come with each input (feats). */
     const char *const *stage_types;
@@ -121,6 +127,12 @@ void vg_pipeline_decode(const vg_pipeline_t *pipeline, vg_batch_t *batch, const 
                         size_t n);
 vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *pipeline, vg_batch_t *batch,
                                      const vg_sink_t *sink, char *errbuf, size_t errlen);
+
+/* opts.overlap: waits for the last batch's outputs, and returns its error, if any. Until
+ * then that batch, its inputs and the sink it was given must stay valid;
+ * vg_pipeline_process_decoded() waits for the batch before the one it is given. Without
+ * overlap, returns VG_OK at once. */
+vg_err_t vg_pipeline_wait(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
 
 /* Commits state changed since the last commit, with the caller's offsets blob, atomically. */
 vg_err_t vg_pipeline_commit(vg_pipeline_t *pipeline, const void *offsets, size_t len, char *errbuf,
