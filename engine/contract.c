@@ -530,10 +530,14 @@ static int fast_slot(const vg_schema_t *schema, const char *k, size_t klen)
         return FAST_LAT;
     if (klen == 3 && memcmp(k, "lon", 3) == 0)
         return FAST_LON;
-    char first = klen ? k[0] : '\0';
+    /* Compared inline: the names are short, and a strncmp call per name cost more than the
+     * rest of the parse. A name shorter than the key stops the loop at its NUL (k has none). */
     for (size_t f = 0; f < schema->nfields; f++) {
         const char *name = schema->names[f];
-        if (name[0] == first && strncmp(name, k, klen) == 0 && name[klen] == '\0')
+        size_t j = 0;
+        while (j < klen && name[j] == k[j])
+            j++;
+        if (j == klen && name[j] == '\0')
             return (int)f;
     }
     return -1;
