@@ -406,8 +406,9 @@ out:
 enum { FAST_TS = VG_TXN_MAX_FIELDS, FAST_AMOUNT, FAST_LAT, FAST_LON, FAST_NSLOTS };
 /* Unknown keys are remembered, for the duplicate check, up to this many; more, decline. */
 #define FAST_MAX_UNKNOWN 16
-/* cJSON copies at most this many bytes of a number token before strtod; a longer token
- * leaves bytes it then fails on, so the reference rejects it. */
+/* Longer number tokens are declined: upstream cJSON 1.7.15 runs strtod on the first 63 bytes
+ * and then fails on the rest, Debian's (CVE-2023-26819 patch) reads any length, so only the
+ * reference knows. No real amount or coordinate is that long. Also bounds the strtod copy. */
 #define FAST_MAX_NUMBER 63
 
 typedef enum fast_kind { FAST_STR, FAST_NUM, FAST_NULL, FAST_BOOL } fast_kind_t;
