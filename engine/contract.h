@@ -79,6 +79,18 @@ typedef struct vg_label {
 vg_err_t vg_txn_decode(const vg_schema_t *schema, const char *data, size_t len, vg_arena_t *arena,
                        vg_txn_t *txn, char *reason, size_t reasonlen);
 
+/* Every message through cJSON and the full contract checks: the specification that
+ * vg_txn_decode() must agree with (same code, same record, same reason), kept callable for
+ * the tests and the benchmark. */
+vg_err_t vg_txn_decode_reference(const vg_schema_t *schema, const char *data, size_t len,
+                                 vg_arena_t *arena, vg_txn_t *txn, char *reason, size_t reasonlen);
+
+/* vg_txn_decode()'s allocation-free first try: returns 1 when it decoded the message, into
+ * exactly what vg_txn_decode_reference() gives; 0 when it declined (anything but a flat object
+ * of plain strings and numbers that satisfies the contract), leaving txn and arena untouched. */
+int vg_txn_decode_fast(const vg_schema_t *schema, const char *data, size_t len, vg_arena_t *arena,
+                       vg_txn_t *txn);
+
 /* Decodes one label message; same conventions as vg_txn_decode(). */
 vg_err_t vg_label_decode(const char *data, size_t len, vg_arena_t *arena, vg_label_t *label,
                          char *reason, size_t reasonlen);

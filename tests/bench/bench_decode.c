@@ -6,7 +6,8 @@
  *   json-c     json_tokener_parse_ex + reading the contract's fields (bench_decode_jsonc)
  *   cJSON      cJSON_ParseWithLength + reading the same fields
  *   jansson    json_loadb + reading the same fields
- *   vigil      vg_txn_decode: cJSON + full contract validation + arena copies
+ *   reference  vg_txn_decode_reference: cJSON + full contract validation + arena copies
+ *   vigil      vg_txn_decode: the single-pass fast path (falls back to the reference)
  *   number     encoding a double as JSON: vg_buf_json_num against printf + strtod
  *
  * usage: bench_decode [N]   (default 300000 messages)
@@ -78,17 +79,36 @@ int main(int argc, char **argv)
     vg_arena_init(&arena, 1 << 20);
     size_t bad = 0;
     char reason[VG_ERRLEN];
-    t0 = vg_mono_ns();
-    for (size_t i = 0; i < n; i++) {
-        vg_txn_t txn;
-        if (vg_txn_decode(&schema, msgs[i], lens[i], &arena, &txn, reason, sizeof(reason)))
-            bad++;
-        if (i % 2000 == 1999)
-            vg_arena_reset(&arena);
+    static const struct {
+        const char *label;
+        vg_err_t (*decode)(const vg_schema_t *, const char *, size_t, vg_arena_t *, vg_txn_t *,
+                           char *, size_t);
+    } decoders[] = {
+        {"vigil reference (cJSON path)", vg_txn_decode_reference},
+        {"vigil vg_txn_decode         ", vg_txn_decode},
+    };
+    double ref_us = 0;
+    for (size_t d = 0; d < VG_ARRAY_LEN(decoders); d++) {
+        size_t rejected = 0;
+        t0 = vg_mono_ns();
+        for (size_t i = 0; i < n; i++) {
+            vg_txn_t txn;
+            if (decoders[d].decode(&schema, msgs[i], lens[i], &arena, &txn, reason, sizeof(reason)))
+                rejected++;
+            if (i % 2000 == 1999)
+                vg_arena_reset(&arena);
+        }
+        double us = per_msg_us(t0, n);
+        vg_arena_reset(&arena);
+        if (d == 0)
+            ref_us = us;
+        printf("  %s %8.3f us/msg  (%.0f msg/s, %zu rejected", decoders[d].label, us, 1e6 / us,
+               rejected);
+        if (d > 0)
+            printf(", %.1fx the reference", ref_us / us);
+        printf(")\n");
+        bad += rejected;
     }
-    double us = per_msg_us(t0, n);
-    printf("  vigil vg_txn_decode          %8.3f us/msg  (%.0f msg/s, %zu rejected)\n", us,
-           1e6 / us, bad);
     vg_arena_free(&arena);
     vg_schema_free(&schema);
 
