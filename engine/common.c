@@ -7,6 +7,7 @@
 #include "engine/common.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,6 +452,26 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/* llroundl(x) for 0 <= x < 2^62. A conversion from the x87 stack to an integer switches its
+ * rounding mode twice, and the stall was most of a number's time: on x86 the value is
+ * rounded by adding 2^63 instead (to nearest, ties to even, exactly, as the 64-bit mantissa
+ * then has no fraction bits) and its mantissa read back. */
+static uint64_t round_ld(long double x)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && LDBL_MANT_DIG == 64
+    const long double two63 = 9223372036854775808.0L;
+    long double y = x + two63;
+    uint64_t mant;
+    memcpy(&mant, &y, sizeof(mant)); /* the low 8 bytes of an x87 value: its mantissa */
+    uint64_t r = mant - (UINT64_C(1) << 63);
+    if (x - (y - two63) == 0.5L) /* a tie, taken to even below: away from zero instead */
+        r++;
+    return r;
+#else
+    return (uint64_t)llroundl(x);
+#endif
+}
+
 /* m = round(a * 10^k), k = digits-1-e10 (so that m has `digits` digits), in long double;
  * 0 when k is outside the fast path's range. */
 static int sig_mant(double a, int digits, int e10, uint64_t *mant, int *scale)
@@ -460,11 +481,32 @@ static int sig_mant(double a, int digits, int e10, uint64_t *mant, int *scale)
         return 0;
     long double x = k >= 0 ? (long double)a * (long double)pow10_exact[k]
                            : (long double)a / (long double)pow10_exact[-k];
-    /* llroundl(x) for x >= 0, without the call: x < 10^17 < 2^57, so x + 0.5 is exact in
-     * the 64-bit mantissa and truncation is floor. */
-    *mant = (uint64_t)(x + 0.5L);
+    *mant = round_ld(x);
     *scale = k;
     return 1;
+}
+
+/* floor(log10(a)) for 1e-5 <= a < 1e15, as libm's log10 gives it, mostly without the call:
+ * from the binary exponent and a table of powers of ten. Within a relative 1e-13 of a power
+ * of ten, where log10's own rounding may differ from the table's, log10 decides. */
+static int floor_log10(double a)
+{
+    static const double p10[] = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1,
+                                 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8, 1e9,
+                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16}; /* p10[i] = 10^(i-6) */
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof(bits));
+    int e2 = (int)((bits >> 52) & 0x7ff) - 1023; /* 2^e2 <= a < 2^(e2+1) */
+    int e = (e2 * 1233) >> 12;                   /* about floor(e2 * log10(2)) */
+    if (e < -6)
+        e = -6;
+    while (e > -6 && a < p10[e + 6])
+        e--;
+    while (a >= p10[e + 7])
+        e++;
+    if (a < p10[e + 6] * (1 + 1e-13) || a > p10[e + 7] * (1 - 1e-13))
+        return (int)floor(log10(a));
+    return e;
 }
 
 /* Writes m / 10^k as a plain decimal (no exponent, trailing zeros dropped); returns its
@@ -526,12 +568,15 @@ void vg_buf_json_num(vg_buf_t *buf, double v)
      * 15 digits are checked exactly with one division (m and 10^k are exact doubles, so the
      * quotient is the correctly rounded value strtod would return); 17 digits below.
      */
-    int e10 = (int)floor(log10(a));
     if (a >= 1e-5 && a < 1e15) {
-        uint64_t m;
-        int k;
-        /* Digits are written only for the candidate that reads back. */
-        if (sig_mant(a, 15, e10, &m, &k) &&
+        int e10 = floor_log10(a);
+        uint64_t m17 = 0, m;
+        int k17, k;
+        int ok17 = sig_mant(a, 17, e10, &m17, &k17);
+        /* A 15-digit candidate that reads back is within half an ulp (2^-53) of a, so m17
+         * lies within 12 of a multiple of 100 (m17 < 10^17): otherwise it cannot, and is not
+         * tried. Digits are written only for the candidate that reads back. */
+        if ((!ok17 || m17 % 100 <= 15 || m17 % 100 >= 85) && sig_mant(a, 15, e10, &m, &k) &&
             (k >= 0 ? (double)m / pow10_exact[k] : (double)m * pow10_exact[-k]) == a) {
             vg_buf_append(buf, out, len + sig_format(m, k, out + len));
             return;
@@ -540,10 +585,9 @@ void vg_buf_json_num(vg_buf_t *buf, double v)
          * 10^k up to 10^27), then round to double once more. This agrees with strtod except
          * on double-rounding ties, which the 3M-value property check never met; printf
          * remains the fallback whenever the check fails. */
-        if (sig_mant(a, 17, e10, &m, &k) &&
-            (double)(k >= 0 ? (long double)m / (long double)pow10_exact[k]
-                            : (long double)m * (long double)pow10_exact[-k]) == a) {
-            vg_buf_append(buf, out, len + sig_format(m, k, out + len));
+        if (ok17 && (double)(k17 >= 0 ? (long double)m17 / (long double)pow10_exact[k17]
+                                      : (long double)m17 * (long double)pow10_exact[-k17]) == a) {
+            vg_buf_append(buf, out, len + sig_format(m17, k17, out + len));
             return;
         }
     }
