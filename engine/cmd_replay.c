@@ -580,6 +580,7 @@ int vg_cmd_replay(int argc, char **argv)
             goto close_inputs;
         }
         popts.state_dir = tmpdir;
+        popts.state_scratch = 1;
     }
     vg_replay_out_t o = {0};
     o.txn_path = txn_path;

@@ -405,6 +405,7 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     sopts.cache_bytes = opts->cache_bytes;
     sopts.nosync = !p->opts.state_sync;
     sopts.checkpoint_ms = p->opts.state_checkpoint_ms;
+    sopts.scratch = p->opts.state_scratch;
     p->state = vg_state_open(p->state_dir, scat, &sopts, errbuf, errlen);
     if (!p->state)
         goto fail;

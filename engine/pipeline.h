@@ -29,6 +29,8 @@ typedef struct vg_pipeline_opts {
                                      are written together at most this often, and a crash
                                      goes back to the last such checkpoint (the caller must
                                      replay from the state's offsets: vg_state_opts_t) */
+    int state_scratch;            /* the state directory is deleted after use: no last write
+                                     at close (vg_state_opts_t.scratch) */
     int reasons;                  /* top contributions on review/block decisions (0 = none) */
     double review_sample_rate;    /* share of allowed transactions also sent to review */
     double review_band_low;       /* allowed transactions scored in [low, high) go to review */

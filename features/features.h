@@ -69,6 +69,8 @@ typedef struct vg_state_opts {
                                  the last checkpoint, an EARLIER committed batch, never a mix.
                                  For callers that can replay their input from the offsets
                                  (vigil run, vigil replay): far less written per event. */
+    int scratch;              /* 1: the directory is deleted after close (vigil replay's own
+                                 temporary state), so close writes no last checkpoint */
 } vg_state_opts_t;
 
 /*
@@ -80,7 +82,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
                           char *errbuf, size_t errlen);
 /* Closes without committing: changes since the last commit are dropped. With
  * opts.checkpoint_ms, writes a checkpoint first if nothing changed since the last commit
- * (otherwise the state goes back to the last checkpoint). NULL: no-op. */
+ * (otherwise the state goes back to the last checkpoint), unless opts.scratch. NULL: no-op. */
 void vg_state_close(vg_state_t *state);
 
 /*

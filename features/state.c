@@ -149,6 +149,7 @@ struct vg_state {
     int32_t part; /* vg_state_set_partition() */
     /* checkpoint_ms: commits since the last write, and the last commit's offsets */
     int64_t checkpoint_ns, last_write_ns;
+    int discard;     /* opts.scratch: nothing written at close */
     int unwritten;   /* a commit since the last write */
     int uncommitted; /* a change since the last commit */
     int have_offsets;
@@ -636,6 +637,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
         opts && opts->txn_retention_ms ? opts->txn_retention_ms : catalog->label_retention;
     st->sync = opts ? !opts->nosync : 1;
     st->checkpoint_ns = opts && opts->checkpoint_ms > 0 ? opts->checkpoint_ms * 1000000 : 0;
+    st->discard = opts && opts->scratch;
     st->last_write_ns = vg_mono_ns();
     vg_buf_init(&st->offsets);
     st->watermark = INT64_MIN;
@@ -760,7 +762,7 @@ void vg_state_close(vg_state_t *st)
     if (!st)
         return;
     char eb[VG_ERRLEN];
-    if (st->kv && st->batch && st->unwritten && !st->uncommitted &&
+    if (st->kv && st->batch && st->unwritten && !st->uncommitted && !st->discard &&
         vg_state_checkpoint(st, eb, sizeof(eb)) != VG_OK)
         vg_error("features", "writing the last commits at close failed: %s", eb);
     if (st->writer_started) {
