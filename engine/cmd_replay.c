@@ -315,6 +315,8 @@ static void help(void)
            "  --shadow-model DIR    challenger bundle\n"
            "  --state DIR           state directory (default: a fresh temporary one, removed)\n"
            "  --batch-size N        micro-batch size (default 5000; changes speed only)\n"
+           "  --cache-mb N          state cache bound in MiB (default 1024): beyond it, state\n"
+           "                        is written to RocksDB and evicted (changes speed only)\n"
            "  --threads N           1 or 2: with 2, rules, scoring and decisions run on a\n"
            "                        thread of their own beside the next batch's features\n"
            "                        (default 2; the output is the same)\n"
@@ -433,6 +435,7 @@ int vg_cmd_replay(int argc, char **argv)
         {"speedup", required_argument, NULL, 'x'},
         {"quiet", no_argument, NULL, 'q'},
         {"commit-every", required_argument, NULL, 'C'},
+        {"cache-mb", required_argument, NULL, 'S'},
         {"threads", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -448,6 +451,7 @@ int vg_cmd_replay(int argc, char **argv)
     popts.catalog_path = vg_shipped_path("features/default.conf");
     popts.state_sync = 0;              /* a replay that dies is simply run again */
     popts.state_checkpoint_ms = 10000; /* likewise: commits reach RocksDB every 10 s */
+    popts.cache_bytes = (size_t)1024 << 20;
     popts.threads = 2;
     char *end;
     optind = 1;
@@ -526,6 +530,14 @@ int vg_cmd_replay(int argc, char **argv)
         case 'q':
             quiet = 1;
             break;
+        case 'S': {
+            long mb = strtol(optarg, &end, 10);
+            if (*end || mb < 16 || mb > (1L << 20))
+                return vg_cli_usage_error("replay", "--cache-mb must be 16..1048576, got '%s'",
+                                          optarg);
+            popts.cache_bytes = (size_t)mb << 20;
+            break;
+        }
         case 'C':
             commit_every = strtoull(optarg, &end, 10);
             if (*end || commit_every < 1)
@@ -580,7 +592,9 @@ int vg_cmd_replay(int argc, char **argv)
             goto close_inputs;
         }
         popts.state_dir = tmpdir;
+        /* Deleted at the end: written only when the cache is full, never by the clock. */
         popts.state_scratch = 1;
+        popts.state_checkpoint_ms = (int64_t)24 * 3600 * 1000;
     }
     vg_replay_out_t o = {0};
     o.txn_path = txn_path;
