@@ -5,7 +5,8 @@
 #  - run/replay equivalence: the same stream through `vigil run` on the local broker and
 #    through `vigil replay` gives the same decisions, byte for byte (one partition, so the
 #    engine sees the file's order);
-#  - a bad line is dead-lettered with its line number and the replay goes on.
+#  - a bad line is dead-lettered with its line number and the replay goes on;
+#  - an output that cannot be written stops the replay with the reason.
 source "$(dirname "$0")/lib.sh"
 
 "$VIGIL" simulate --customers 300 --terminals 1500 --days 12 --seed 4 --scenarios all \
@@ -56,6 +57,18 @@ assert 0.03 < share < 0.07, share
 print("  %d near the threshold, %d random (%.1f%% of the other allowed)" % (len(near), len(rand), 100 * share))
 PY
 pass "review sampling: every allowed score in [0.2, 0.6) and ~5% of the other allowed, marked why"
+
+# an output that cannot be written stops the replay with the reason, whether decisions are
+# written on the processing thread (one thread) or on the back thread (two)
+for threads in 1 2; do
+  if "$VIGIL" replay --transactions "$txns" "${common[@]}" --out /dev/full --threads $threads \
+    2>"$work/full.err"; then
+    fail "a replay into /dev/full succeeded (threads $threads)"
+  fi
+  grep -q "ERROR replay: emitting outputs failed" "$work/full.err" ||
+    fail "no reason for a failed write (threads $threads): $(cat "$work/full.err")"
+done
+pass "writing decisions into a full device fails with the reason, on one thread or two"
 
 # a bad line in the middle is dead-lettered with its line number; the rest is decided
 { head -n 10 "$txns"; echo '{"txn_id":"oops","ts":"2018-04-01T01:00:00Z","amount":-1,"card_id":"c"}'; tail -n +11 "$txns"; } >"$work/bad.jsonl"
