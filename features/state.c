@@ -1282,7 +1282,8 @@ static void put_records(vg_state_t *st, vg_kv_batch_t *b, const tslot_t *t, size
             st->sortkeys[k++] =
                 (txn_sortkey_t){key_word(r->key, r->klen, 0), key_word(r->key, r->klen, 8), r};
     }
-    qsort(st->sortkeys, k, sizeof(*st->sortkeys), txn_sortkey_cmp);
+    if (k > 1) /* (qsort must not be given a NULL array, even empty) */
+        qsort(st->sortkeys, k, sizeof(*st->sortkeys), txn_sortkey_cmp);
     for (size_t i = 0; i < k; i++) {
         const txnrec_t *r = st->sortkeys[i].rec;
         vg_kv_batch_put(b, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
