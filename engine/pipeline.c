@@ -406,6 +406,7 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
     sopts.nosync = !p->opts.state_sync;
     sopts.checkpoint_ms = p->opts.state_checkpoint_ms;
     sopts.scratch = p->opts.state_scratch;
+    sopts.async_writes = p->opts.state_async_writes;
     p->state = vg_state_open(p->state_dir, scat, &sopts, errbuf, errlen);
     if (!p->state)
         goto fail;
@@ -954,6 +955,11 @@ vg_err_t vg_pipeline_restore(vg_pipeline_t *p, int32_t partition, const char *en
 vg_err_t vg_pipeline_checkpoint(vg_pipeline_t *p, char *errbuf, size_t errlen)
 {
     return vg_state_checkpoint(p->state, errbuf, errlen);
+}
+
+vg_err_t vg_pipeline_wait_written(vg_pipeline_t *p, char *errbuf, size_t errlen)
+{
+    return vg_state_wait_written(p->state, errbuf, errlen);
 }
 
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *p, void **blob, size_t *len)

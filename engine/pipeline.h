@@ -31,6 +31,8 @@ typedef struct vg_pipeline_opts {
                                      replay from the state's offsets: vg_state_opts_t) */
     int state_scratch;            /* the state directory is deleted after use: no last write
                                      at close (vg_state_opts_t.scratch) */
+    int state_async_writes;       /* without state_checkpoint_ms: each commit written on the
+                                     state's writer thread (vg_state_opts_t.async_writes) */
     int reasons;                  /* top contributions on review/block decisions (0 = none) */
     double review_sample_rate;    /* share of allowed transactions also sent to review */
     double review_band_low;       /* allowed transactions scored in [low, high) go to review */
@@ -142,6 +144,9 @@ vg_err_t vg_pipeline_commit(vg_pipeline_t *pipeline, const void *offsets, size_t
 /* With opts.state_checkpoint_ms: writes the commits not yet written now (when input pauses);
  * otherwise nothing to do. */
 vg_err_t vg_pipeline_checkpoint(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
+/* With state_checkpoint_ms or state_async_writes: waits for the state write in flight (its
+ * error, if it failed); otherwise nothing to do. */
+vg_err_t vg_pipeline_wait_written(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
 /* The offsets blob of the last state commit (malloc'd; NULL/0 if none). */
 vg_err_t vg_pipeline_offsets(vg_pipeline_t *pipeline, void **blob, size_t *len);
 /* The state's changelog (features.h): what the next commit writes, and restoring a record. */

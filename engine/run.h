@@ -105,6 +105,7 @@ typedef struct vg_run {
     vg_producer_t *producer;
     vg_http_t *http;
     int eos;
+    int state_async; /* state writes on the writer thread, waited for before a Kafka commit */
     vg_tp_t *tps;
     size_t ntps;
     size_t *tp_slot[TP_TOPICS]; /* per topic, by partition: index + 1 into tps (0: none) */

@@ -71,6 +71,10 @@ typedef struct vg_state_opts {
                                  (vigil run, vigil replay): far less written per event. */
     int scratch;              /* 1: the directory is deleted after close (vigil replay's own
                                  temporary state), so close writes no last checkpoint */
+    int async_writes;         /* without checkpoint_ms: every commit is still written, but by
+                                 the writer thread (the values copied first), while the caller
+                                 goes on; vg_state_wait_written() waits for it. A crash then
+                                 finds the last commit written, or the one before it */
 } vg_state_opts_t;
 
 /*
@@ -80,6 +84,10 @@ typedef struct vg_state_opts {
  */
 vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg_state_opts_t *opts,
                           char *errbuf, size_t errlen);
+/* With checkpoint_ms or async_writes: waits until the write in flight, if any, is in RocksDB,
+ * and returns its error if it failed (sticky). Otherwise VG_OK at once. */
+vg_err_t vg_state_wait_written(vg_state_t *state, char *errbuf, size_t errlen);
+
 /* Closes without committing: changes since the last commit are dropped. With
  * opts.checkpoint_ms, writes a checkpoint first if nothing changed since the last commit
  * (otherwise the state goes back to the last checkpoint), unless opts.scratch. NULL: no-op. */

@@ -150,6 +150,7 @@ struct vg_state {
     /* checkpoint_ms: commits since the last write, and the last commit's offsets */
     int64_t checkpoint_ns, last_write_ns;
     int discard;     /* opts.scratch: nothing written at close */
+    int async;       /* writes go to the writer thread: checkpoint_ms or opts.async_writes */
     int unwritten;   /* a commit since the last write */
     int uncommitted; /* a change since the last commit */
     int have_offsets;
@@ -638,6 +639,7 @@ vg_state_t *vg_state_open(const char *dir, const vg_catalog_t *catalog, const vg
     st->sync = opts ? !opts->nosync : 1;
     st->checkpoint_ns = opts && opts->checkpoint_ms > 0 ? opts->checkpoint_ms * 1000000 : 0;
     st->discard = opts && opts->scratch;
+    st->async = st->checkpoint_ns || (opts && opts->async_writes);
     st->last_write_ns = vg_mono_ns();
     vg_buf_init(&st->offsets);
     st->watermark = INT64_MIN;
@@ -1316,7 +1318,7 @@ static void build_batch(vg_state_t *st)
             vg_kv_batch_put(st->batch, st->kv, st->cf_type[e->type], e->key, e->keylen,
                             e->blob.data, e->blob.len);
     }
-    if (!st->checkpoint_ns) /* with checkpoints, the writer thread puts them (writer_main) */
+    if (!st->async) /* otherwise the writer thread puts them (writer_main) */
         put_records(st, st->batch, st->tslots, st->ntslots, st->ntxns);
     vg_kv_batch_put(st->batch, st->kv, st->cf_meta, META_OFFSETS, strlen(META_OFFSETS),
                     st->offsets.len ? st->offsets.data : "", st->offsets.len);
@@ -1382,12 +1384,13 @@ static vg_err_t writer_wait(vg_state_t *st, char *errbuf, size_t errlen)
     return err;
 }
 
-/* Writes what the commits changed. Without checkpoint_ms, here and now. With it, on the
- * writer thread: this waits for the previous write, builds the batch and returns. */
+/* Writes what the commits changed. Without checkpoint_ms or async_writes, here and now.
+ * With either, on the writer thread: this waits for the previous write, builds the batch
+ * and returns. */
 static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen)
 {
     vg_err_t err;
-    if (!st->checkpoint_ns) {
+    if (!st->async) {
         build_batch(st);
         if ((err = vg_kv_write(st->kv, st->batch, st->sync, errbuf, errlen)) != VG_OK)
             return err;
@@ -1468,6 +1471,11 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
         return err;
     }
     return VG_OK;
+}
+
+vg_err_t vg_state_wait_written(vg_state_t *st, char *errbuf, size_t errlen)
+{
+    return writer_wait(st, errbuf, errlen);
 }
 
 vg_err_t vg_state_checkpoint(vg_state_t *st, char *errbuf, size_t errlen)

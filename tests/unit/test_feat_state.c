@@ -5,7 +5,8 @@
  * entity fields give NaN; stats count entities per type; the expiry filter deletes idle
  * entities from disk; a directory written with an older entity encoding is refused; with
  * checkpoint_ms, commits reach RocksDB only at a checkpoint (due by time, asked for, or at a
- * close after a commit), and reopening gives the last checkpoint's state and offsets;
+ * close after a commit), and reopening gives the last checkpoint's state and offsets; with
+ * async_writes every commit is written, on the writer thread;
  * vg_state_prefetch hints change no value, whatever is hinted.
  */
 #include "features/features.h"
@@ -299,6 +300,62 @@ static void test_state_checkpoints(void)
     free(dir);
 }
 
+/* With async_writes every commit is written, by the writer thread: a close with a change
+ * since the last commit drops back to that commit (not to an older checkpoint), and a label
+ * finds a transaction whose record is in flight or written. */
+static void test_state_async_writes(void)
+{
+    vg_schema_t schema;
+    vg_schema_init(&schema);
+    char eb[VG_ERRLEN] = "", off[32];
+    vg_catalog_t *c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &schema, eb, sizeof(eb));
+    char *dir = vg_test_tmpdir();
+    vg_state_opts_t opts = {.nosync = 1, .async_writes = 1};
+    vg_state_t *st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    double out[3];
+    vg_txn_t txn;
+    int64_t t0 = 1767571200000LL;
+    txn_at(&txn, "a", "card1", "term1", t0);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(vg_state_commit(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
+    vg_label_t lab = {.txn_id = "a", .fraud = 1, .ts_ms = t0 + 500};
+    VG_CHECK_INT(vg_state_label(st, &lab), VG_OK); /* its record in flight, or written */
+    txn_at(&txn, "b", "card1", "term2", t0 + 1000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(vg_state_commit(st, "off-2", 5, eb, sizeof(eb)), VG_OK);
+    VG_CHECK_INT(vg_state_wait_written(st, eb, sizeof(eb)), VG_OK);
+    vg_state_stats_t stats;
+    vg_state_stats(st, &stats);
+    VG_CHECK_INT(stats.commits, 2);
+    VG_CHECK_INT(stats.checkpoints, 2); /* one write a commit */
+    VG_CHECK_INT(stats.dirty, 0);
+    lab.txn_id = "b";
+    VG_CHECK_INT(vg_state_label(st, &lab), VG_OK);
+    txn_at(&txn, "c", "card1", "term1", t0 + 2000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    vg_state_close(st); /* "c" and the label on "b" were never committed */
+
+    st = vg_state_open(dir, c1, NULL, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    offsets_str(st, off, sizeof(off));
+    VG_CHECK_STR(off, "off-2");
+    txn_at(&txn, "d", "card1", "term1", t0 + 3000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 2 && out[1] == 1 && out[2] == 3); /* a and b, a's label; term1 at t0 */
+    vg_state_close(st);
+    vg_catalog_free(c1);
+    vg_schema_free(&schema);
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    VG_CHECK_INT(system(cmd), 0);
+    free(dir);
+}
+
 /* The same stream (random cards, terminals and devices, out of order, labels, commits with a
  * cache small enough to evict) through two states, one given vg_state_prefetch hints three
  * transactions ahead plus hints for transactions never processed: every value is the same,
@@ -396,6 +453,7 @@ int main(void)
     VG_RUN(test_state_edges);
     VG_RUN(test_state_old_encoding);
     VG_RUN(test_state_checkpoints);
+    VG_RUN(test_state_async_writes);
     VG_RUN(test_state_prefetch);
     return vg_test_done();
 }
