@@ -441,10 +441,22 @@ void vg_buf_json_str(vg_buf_t *buf, const char *s, size_t n)
  * start. */
 static char *utoa_rev(uint64_t u, char *end)
 {
-    do {
-        *--end = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                "31323334353637383940414243444546474849505152535455565758596061"
+                                "62636465666768697071727374757677787980818283848586878889909192"
+                                "93949596979899";
+    while (u >= 100) { /* two digits a division */
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--end = pairs[d + 1];
+        *--end = pairs[d];
+    }
+    if (u >= 10) {
+        *--end = pairs[u * 2 + 1];
+        *--end = pairs[u * 2];
+    } else {
+        *--end = (char)('0' + u);
+    }
     return end;
 }
 
@@ -558,8 +570,9 @@ void vg_buf_json_num(vg_buf_t *buf, double v)
         out[len++] = '-';
     if (a < 1e15 && a == floor(a)) { /* integers: no point, no exponent */
         char *end = out + sizeof(out), *p = utoa_rev((uint64_t)a, end);
-        memmove(out + len, p, (size_t)(end - p));
-        vg_buf_append(buf, out, len + (size_t)(end - p));
+        if (len)
+            *--p = '-';
+        vg_buf_append(buf, p, (size_t)(end - p));
         return;
     }
     /*
