@@ -134,6 +134,30 @@ busiest() {
   for inst in "$@"; do echo "$(held "$inst") $inst"; done | sort -rn | head -1 | cut -d' ' -f2
 }
 
+# kill_and_replace VICTIM ARGS...: kills engine VICTIM (one of a b c, whose pids are in
+# pid_a..pid_c) with SIGKILL, starts a replacement of the same instance name on a new state
+# directory with `vigil run ARGS` 8 s later, then waits for the feeder ($feed), the survivors
+# and the replacement, failing if any failed. Sets survivors.
+kill_and_replace() {
+  local victim=$1 pid_victim pid_new inst
+  shift
+  survivors=$(echo a b c | tr ' ' '\n' | grep -v "$victim" | tr '\n' ' ')
+  eval "pid_victim=\$pid_$victim"
+  kill -9 "$pid_victim"
+  wait "$pid_victim" 2>/dev/null || true
+  pass "instance $victim ($(held "$victim") transactions partitions) killed with SIGKILL midway ($(consume decisions -f '%s\n' | wc -l) decisions committed so far)"
+  sleep 8
+  "$VIGIL" run "$@" --instance "$victim" --state "$work/state-${victim}2" \
+    2>"$work/${victim}2.err" &
+  pids+=($!)
+  pid_new=$!
+  wait "$feed" || fail "feeding the transactions failed: $(tail -3 "$work/feed.err")"
+  for inst in $survivors; do
+    eval "wait \$pid_$inst" || fail "engine $inst failed: $(tail -3 "$work/$inst.err")"
+  done
+  wait "$pid_new" || fail "the replacement failed: $(tail -3 "$work/${victim}2.err")"
+}
+
 # same_as_replay REF N: the committed decisions are N, and byte-identical to REF's (a replay's
 # output), in any order.
 same_as_replay() {

@@ -55,21 +55,7 @@ done
 dup=$(grep '^# TYPE' "$work/metrics.txt" | sort | uniq -d)
 [[ -z $dup ]] || fail "/metrics declares a family twice: $dup"
 pass "/metrics shows per-stage lag, state by stage and partition, and what each stage holds"
-survivors=$(echo a b c | tr ' ' '\n' | grep -v "$victim" | tr '\n' ' ')
-eval "pid_victim=\$pid_$victim"
-kill -9 "$pid_victim"
-wait "$pid_victim" 2>/dev/null || true
-pass "instance $victim ($(held "$victim") transactions partitions) killed with SIGKILL midway ($(consume decisions -f '%s\n' | wc -l) decisions committed so far)"
-sleep 8
-"$VIGIL" run "${common[@]}" --http off --instance "$victim" --state "$work/state-${victim}2" \
-  2>"$work/${victim}2.err" &
-pids+=($!)
-pid_new=$!
-wait "$feed" || fail "feeding the transactions failed: $(tail -3 "$work/feed.err")"
-for inst in $survivors; do
-  eval "wait \$pid_$inst" || fail "engine $inst failed: $(tail -3 "$work/$inst.err")"
-done
-wait "$pid_new" || fail "the replacement failed: $(tail -3 "$work/${victim}2.err")"
+kill_and_replace "$victim" "${common[@]}" --http off
 
 grep -h "restored [0-9]* partition(s)" "$work"/*.err | sed 's/^.*run: /  /' || true
 for topic in vigil.changelog vigil.changelog.terminal_id vigil.changelog.merchant_id; do

@@ -42,21 +42,7 @@ for inst in a b c; do
 done
 sleep 10
 victim=$(busiest 16 a b c) # the one holding the most transactions partitions
-survivors=$(echo a b c | tr ' ' '\n' | grep -v "$victim" | tr '\n' ' ')
-eval "pid_victim=\$pid_$victim"
-kill -9 "$pid_victim"
-wait "$pid_victim" 2>/dev/null || true
-pass "instance $victim ($(held "$victim") transactions partitions) killed with SIGKILL midway ($(consume decisions -f '%s\n' | wc -l) decisions committed so far)"
-sleep 8
-"$VIGIL" run "${common[@]}" "${scale[@]}" --instance "$victim" --state "$work/state-${victim}2" \
-  2>"$work/${victim}2.err" &
-pids+=($!)
-pid_new=$!
-wait "$feed" || fail "feeding the transactions failed: $(tail -3 "$work/feed.err")"
-for inst in $survivors; do
-  eval "wait \$pid_$inst" || fail "engine $inst failed: $(tail -3 "$work/$inst.err")"
-done
-wait "$pid_new" || fail "the replacement failed: $(tail -3 "$work/${victim}2.err")"
+kill_and_replace "$victim" "${common[@]}" "${scale[@]}"
 
 # The survivors took the killed process's partitions over, and restored them.
 grep -h "restored [0-9]* partition(s)" "$work"/*.err | sed 's/^.*run: /  /' || true

@@ -82,11 +82,8 @@ static void finish(vg_state_t *st, vg_state_t *ref, vg_catalog_t *cat, vg_schema
     vg_state_close(ref);
     vg_catalog_free(cat);
     vg_schema_free(schema);
-    char cmd[9000];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, dir2);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
-    free(dir2);
+    vg_test_rmdir(dir);
+    vg_test_rmdir(dir2);
 }
 
 static int64_t checkpoint_ms; /* the child's vg_state_opts_t.checkpoint_ms */

@@ -246,10 +246,7 @@ static void test_handbook_definitions(void)
     vg_schema_free(&schema);
     free(txs);
     free(lab);
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
+    vg_test_rmdir(dir);
 }
 
 int main(void)

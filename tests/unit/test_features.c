@@ -632,10 +632,7 @@ static void run_property(uint64_t seed, int n)
                 rents[t][i].capmem[g] = 0;
             }
     free(evs);
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
+    vg_test_rmdir(dir);
 }
 
 static void test_property_seed1(void)

@@ -124,10 +124,7 @@ static void test_kv(void)
     vg_kv_batch_free(b);
     vg_kv_batch_free(NULL);
     vg_buf_free(&out);
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
+    vg_test_rmdir(dir);
 }
 
 int main(void)

@@ -96,4 +96,13 @@ static inline char *vg_test_tmpdir(void)
     return tmpl;
 }
 
+/* Removes a vg_test_tmpdir() directory with all it holds, and frees its name. */
+static inline void vg_test_rmdir(char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    VG_CHECK_INT(system(cmd), 0);
+    free(dir);
+}
+
 #endif
