@@ -592,9 +592,7 @@ int vg_cmd_replay(int argc, char **argv)
             goto close_inputs;
         }
         popts.state_dir = tmpdir;
-        /* Deleted at the end: written only when the cache is full, never by the clock. */
-        popts.state_scratch = 1;
-        popts.state_checkpoint_ms = (int64_t)24 * 3600 * 1000;
+        popts.state_scratch = 1; /* deleted at the end: written only when the cache is full */
     }
     vg_replay_out_t o = {0};
     o.txn_path = txn_path;

@@ -29,8 +29,8 @@ typedef struct vg_pipeline_opts {
                                      are written together at most this often, and a crash
                                      goes back to the last such checkpoint (the caller must
                                      replay from the state's offsets: vg_state_opts_t) */
-    int state_scratch;            /* the state directory is deleted after use: no last write
-                                     at close (vg_state_opts_t.scratch) */
+    int state_scratch;            /* the state directory is deleted after use: written only
+                                     when the cache is full (vg_state_opts_t.scratch) */
     int state_async_writes;       /* without state_checkpoint_ms: each commit written on the
                                      state's writer thread (vg_state_opts_t.async_writes) */
     int reasons;                  /* top contributions on review/block decisions (0 = none) */

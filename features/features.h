@@ -70,7 +70,9 @@ typedef struct vg_state_opts {
                                  For callers that can replay their input from the offsets
                                  (vigil run, vigil replay): far less written per event. */
     int scratch;              /* 1: the directory is deleted after close (vigil replay's own
-                                 temporary state), so close writes no last checkpoint */
+                                 temporary state): with checkpoint_ms, a checkpoint is written
+                                 only when the cache is full, never by the clock, and close
+                                 writes none */
     int async_writes;         /* without checkpoint_ms: every commit is still written, but by
                                  the writer thread (the values copied first), while the caller
                                  goes on; vg_state_wait_written() waits for it. A crash then

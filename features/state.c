@@ -149,7 +149,7 @@ struct vg_state {
     int32_t part; /* vg_state_set_partition() */
     /* checkpoint_ms: commits since the last write, and the last commit's offsets */
     int64_t checkpoint_ns, last_write_ns;
-    int discard;     /* opts.scratch: nothing written at close */
+    int discard;     /* opts.scratch: written only when the cache is full, not at close */
     int async;       /* writes go to the writer thread: checkpoint_ms or opts.async_writes */
     int unwritten;   /* a commit since the last write */
     int uncommitted; /* a change since the last commit */
@@ -1461,9 +1461,10 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
     st->uncommitted = 0;
     st->unwritten = 1;
     st->commits++;
-    /* Due by time, or because only a write lets the cache shrink (dirty entities stay) and
-     * frees the pending records. */
-    if (!st->checkpoint_ns || vg_mono_ns() - st->last_write_ns >= st->checkpoint_ns ||
+    /* Due by time (not for a scratch state), or because only a write lets the cache shrink
+     * (dirty entities stay) and frees the pending records. */
+    if (!st->checkpoint_ns ||
+        (!st->discard && vg_mono_ns() - st->last_write_ns >= st->checkpoint_ns) ||
         st->cache_bytes + st->txn_bytes + st->ntslots * sizeof(tslot_t) > st->cache_limit) {
         vg_err_t err = write_state(st, errbuf, errlen);
         if (err)

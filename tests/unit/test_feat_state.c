@@ -6,7 +6,8 @@
  * entities from disk; a directory written with an older entity encoding is refused; with
  * checkpoint_ms, commits reach RocksDB only at a checkpoint (due by time, asked for, or at a
  * close after a commit), and reopening gives the last checkpoint's state and offsets; with
- * async_writes every commit is written, on the writer thread;
+ * async_writes every commit is written, on the writer thread; a scratch state writes only
+ * when its cache is full;
  * vg_state_prefetch hints change no value, whatever is hinted.
  */
 #include "features/features.h"
@@ -14,6 +15,7 @@
 #include "vg_test.h"
 
 #include <math.h>
+#include <unistd.h>
 
 static const char *CAT1 = "n = count by card_id over 1h\nf = fraud_count by card_id over 1h\n"
                           "s = since_last by terminal_id over 1d\n";
@@ -134,10 +136,7 @@ static void test_state_edges(void)
     vg_catalog_free(c1);
     vg_catalog_free(c2);
     vg_schema_free(&schema);
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
+    vg_test_rmdir(dir);
 }
 
 /* A directory written with another entity encoding version is refused at open, by name. */
@@ -188,10 +187,7 @@ static void test_state_old_encoding(void)
     VG_CHECK_STR(eb, want);
     vg_catalog_free(c);
     vg_schema_free(&schema);
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
+    vg_test_rmdir(dir);
 }
 
 /* Reads the offsets blob as a string ("" if none). */
@@ -294,10 +290,7 @@ static void test_state_checkpoints(void)
     vg_state_close(st);
     vg_catalog_free(c1);
     vg_schema_free(&schema);
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
+    vg_test_rmdir(dir);
 }
 
 /* With async_writes every commit is written, by the writer thread: a close with a change
@@ -350,10 +343,52 @@ static void test_state_async_writes(void)
     vg_state_close(st);
     vg_catalog_free(c1);
     vg_schema_free(&schema);
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    VG_CHECK_INT(system(cmd), 0);
-    free(dir);
+    vg_test_rmdir(dir);
+}
+
+/* A scratch state with checkpoint_ms writes nothing while its cache has room, however much
+ * time passes, and nothing at close: reopened, it holds no offsets and no entity. */
+static void test_state_scratch(void)
+{
+    vg_schema_t schema;
+    vg_schema_init(&schema);
+    char eb[VG_ERRLEN] = "", off[32];
+    vg_catalog_t *c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &schema, eb, sizeof(eb));
+    char *dir = vg_test_tmpdir();
+    vg_state_opts_t opts = {.nosync = 1, .checkpoint_ms = 1, .scratch = 1};
+    vg_state_t *st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    double out[3];
+    vg_txn_t txn;
+    int64_t t0 = 1767571200000LL;
+    txn_at(&txn, "a", "card1", "term1", t0);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(vg_state_commit(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
+    usleep(5000); /* five checkpoint intervals */
+    txn_at(&txn, "b", "card1", "term1", t0 + 1000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(vg_state_commit(st, "off-2", 5, eb, sizeof(eb)), VG_OK);
+    vg_state_stats_t stats;
+    vg_state_stats(st, &stats);
+    VG_CHECK_INT(stats.commits, 2);
+    VG_CHECK_INT(stats.checkpoints, 0);
+    vg_state_close(st);
+
+    st = vg_state_open(dir, c1, NULL, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    offsets_str(st, off, sizeof(off));
+    VG_CHECK_STR(off, "");
+    txn_at(&txn, "c", "card1", "term1", t0 + 2000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 0); /* card1 was never written */
+    vg_state_close(st);
+    vg_catalog_free(c1);
+    vg_schema_free(&schema);
+    vg_test_rmdir(dir);
 }
 
 /* The same stream (random cards, terminals and devices, out of order, labels, commits with a
@@ -439,10 +474,7 @@ static void test_state_prefetch(void)
     for (int k = 0; k < 2; k++) {
         vg_state_close(st[k]);
         free(out[k]);
-        char cmd[4200];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dirs[k]);
-        VG_CHECK_INT(system(cmd), 0);
-        free(dirs[k]);
+        vg_test_rmdir(dirs[k]);
     }
     vg_catalog_free(c);
     vg_schema_free(&schema);
@@ -454,6 +486,7 @@ int main(void)
     VG_RUN(test_state_old_encoding);
     VG_RUN(test_state_checkpoints);
     VG_RUN(test_state_async_writes);
+    VG_RUN(test_state_scratch);
     VG_RUN(test_state_prefetch);
     return vg_test_done();
 }
