@@ -7,7 +7,6 @@
 #include "engine/common.h"
 
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,65 +459,131 @@ static char *utoa_rev(uint64_t u, char *end)
     return end;
 }
 
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+/* 5^0 .. 5^27 (5^27 < 2^63) */
+static const uint64_t pow5[] = {
+    UINT64_C(1),
+    UINT64_C(5),
+    UINT64_C(25),
+    UINT64_C(125),
+    UINT64_C(625),
+    UINT64_C(3125),
+    UINT64_C(15625),
+    UINT64_C(78125),
+    UINT64_C(390625),
+    UINT64_C(1953125),
+    UINT64_C(9765625),
+    UINT64_C(48828125),
+    UINT64_C(244140625),
+    UINT64_C(1220703125),
+    UINT64_C(6103515625),
+    UINT64_C(30517578125),
+    UINT64_C(152587890625),
+    UINT64_C(762939453125),
+    UINT64_C(3814697265625),
+    UINT64_C(19073486328125),
+    UINT64_C(95367431640625),
+    UINT64_C(476837158203125),
+    UINT64_C(2384185791015625),
+    UINT64_C(11920928955078125),
+    UINT64_C(59604644775390625),
+    UINT64_C(298023223876953125),
+    UINT64_C(1490116119384765625),
+    UINT64_C(7450580596923828125),
+};
 
-/* llroundl(x) for 0 <= x < 2^62. A conversion from the x87 stack to an integer switches its
- * rounding mode twice, and the stall was most of a number's time: on x86 the value is
- * rounded by adding 2^63 instead (to nearest, ties to even, exactly, as the 64-bit mantissa
- * then has no fraction bits) and its mantissa read back. */
-static uint64_t round_ld(long double x)
+typedef unsigned __int128 u128;
+
+/* a > 0 as M * 2^E exactly. */
+static void decompose(double a, uint64_t *M, int *E)
 {
-#if (defined(__x86_64__) || defined(__i386__)) && LDBL_MANT_DIG == 64
-    const long double two63 = 9223372036854775808.0L;
-    long double y = x + two63;
-    uint64_t mant;
-    memcpy(&mant, &y, sizeof(mant)); /* the low 8 bytes of an x87 value: its mantissa */
-    uint64_t r = mant - (UINT64_C(1) << 63);
-    if (x - (y - two63) == 0.5L) /* a tie, taken to even below: away from zero instead */
-        r++;
-    return r;
-#else
-    return (uint64_t)llroundl(x);
-#endif
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof(bits));
+    int be = (int)((bits >> 52) & 0x7ff);
+    uint64_t frac = bits & ((UINT64_C(1) << 52) - 1);
+    *M = be ? frac | (UINT64_C(1) << 52) : frac;
+    *E = (be ? be : 1) - 1075;
 }
 
-/* m = round(a * 10^k), k = digits-1-e10 (so that m has `digits` digits), in long double;
- * 0 when k is outside the fast path's range. */
-static int sig_mant(double a, int digits, int e10, uint64_t *mant, int *scale)
+/* round(M * 2^E * 10^k) to the nearest integer, ties to even, as printf rounds its digits:
+ * exactly, as M * 5^k (128 bits) shifted by E + k. For 0 <= k <= 27 and a result < 2^64. */
+static uint64_t scaled_round(uint64_t M, int E, int k)
 {
-    int k = digits - 1 - e10;
-    if (k < -22 || k > 22)
+    u128 p = (u128)M * pow5[k];
+    int sh = -(E + k);
+    if (sh <= 0)
+        return (uint64_t)(p << -sh);
+    if (sh >= 128)
         return 0;
-    long double x = k >= 0 ? (long double)a * (long double)pow10_exact[k]
-                           : (long double)a / (long double)pow10_exact[-k];
-    *mant = round_ld(x);
-    *scale = k;
-    return 1;
+    u128 q = p >> sh, rem = p - (q << sh), half = (u128)1 << (sh - 1);
+    if (rem > half || (rem == half && (q & 1)))
+        q++;
+    return (uint64_t)q;
 }
 
-/* floor(log10(a)) for 1e-5 <= a < 1e15, as libm's log10 gives it, mostly without the call:
+/* 1 if m / 10^k (0 <= k <= 27) reads back as M * 2^E (strtod: to nearest, ties to even),
+ * decided exactly in 128-bit integers: m / 10^k must lie between the midpoints to a's
+ * neighbours, (M -+ 1/2) * 2^E (the lower one (M - 1/4) * 2^E when M is a power of two,
+ * whose predecessor is half an ulp closer), times 2^(2 - E - k) / 5^k on both sides. */
+static int reads_back(uint64_t m, int k, uint64_t M, int E)
+{
+    int s = 2 - E - k;
+    if (m == 0 || s < 0 || s + (64 - __builtin_clzll(m)) > 126)
+        return 0; /* outside what 128 bits hold: printf decides */
+    u128 l = (u128)m << s, f = pow5[k];
+    u128 up = f * (4 * (u128)M + 2);
+    u128 down = f * (4 * (u128)M - (M == (UINT64_C(1) << 52) && E > -1074 ? 1 : 2));
+    if (l > down && l < up)
+        return 1;
+    return (l == up || l == down) && !(M & 1);
+}
+
+/* floor(log10(a)) for 1e-11 <= a < 1e15, as libm's log10 gives it, mostly without the call:
  * from the binary exponent and a table of powers of ten. Within a relative 1e-13 of a power
  * of ten, where log10's own rounding may differ from the table's, log10 decides. */
 static int floor_log10(double a)
 {
-    static const double p10[] = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1,
-                                 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8, 1e9,
-                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16}; /* p10[i] = 10^(i-6) */
+    static const double
+        p10[] = {1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3,
+                 1e-2,  1e-1,  1e0,   1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                 1e8,   1e9,   1e10,  1e11, 1e12, 1e13, 1e14, 1e15, 1e16}; /* p10[i] = 10^(i-12) */
     uint64_t bits;
     memcpy(&bits, &a, sizeof(bits));
     int e2 = (int)((bits >> 52) & 0x7ff) - 1023; /* 2^e2 <= a < 2^(e2+1) */
     int e = (e2 * 1233) >> 12;                   /* about floor(e2 * log10(2)) */
-    if (e < -6)
-        e = -6;
-    while (e > -6 && a < p10[e + 6])
+    if (e < -12)
+        e = -12;
+    while (e > -12 && a < p10[e + 12])
         e--;
-    while (a >= p10[e + 7])
+    while (a >= p10[e + 13])
         e++;
-    if (a < p10[e + 6] * (1 + 1e-13) || a > p10[e + 7] * (1 - 1e-13))
+    if (a < p10[e + 12] * (1 + 1e-13) || a > p10[e + 13] * (1 - 1e-13))
         return (int)floor(log10(a));
     return e;
+}
+
+/* Writes m / 10^k as printf's %g does below 1e-4: d.ddde-XX, trailing zeros dropped;
+ * returns its length. */
+static size_t exp_format(uint64_t m, int k, char *out)
+{
+    char tmp[32], *p = utoa_rev(m, tmp + sizeof(tmp));
+    size_t nd = (size_t)(tmp + sizeof(tmp) - p), len = 1;
+    int e10 = (int)nd - 1 - k; /* the first digit's power of ten */
+    while (nd > 1 && p[nd - 1] == '0')
+        nd--;
+    out[0] = p[0];
+    if (nd > 1) {
+        out[len++] = '.';
+        memcpy(out + len, p + 1, nd - 1);
+        len += nd - 1;
+    }
+    unsigned ae = (unsigned)(e10 < 0 ? -e10 : e10);
+    out[len++] = 'e';
+    out[len++] = e10 < 0 ? '-' : '+';
+    if (ae >= 100)
+        out[len++] = (char)('0' + ae / 100);
+    out[len++] = (char)('0' + ae / 10 % 10);
+    out[len++] = (char)('0' + ae % 10);
+    return len;
 }
 
 /* Writes m / 10^k as a plain decimal (no exponent, trailing zeros dropped); returns its
@@ -577,30 +642,26 @@ void vg_buf_json_num(vg_buf_t *buf, double v)
     }
     /*
      * The shortest of 15 or 17 significant digits that reads back to the same double, as
-     * "%.15g" then "%.17g" would give, but without printf (this runs ~30 times per decision).
-     * 15 digits are checked exactly with one division (m and 10^k are exact doubles, so the
-     * quotient is the correctly rounded value strtod would return); 17 digits below.
+     * "%.15g" then "%.17g" would give, but without printf (this runs ~30 times per decision):
+     * from 1e-5, plain decimals; below, printf's exponent form (a model's score for most
+     * transactions is around 1e-6). printf remains the fallback whenever the check fails.
      */
-    if (a >= 1e-5 && a < 1e15) {
-        int e10 = floor_log10(a);
-        uint64_t m17 = 0, m;
-        int k17, k;
-        int ok17 = sig_mant(a, 17, e10, &m17, &k17);
+    if (a >= 1e-11 && a < 1e15) {
+        uint64_t M;
+        int E, e10 = floor_log10(a), k17 = 16 - e10, k15 = 14 - e10; /* 0 <= k <= 27 */
+        decompose(a, &M, &E);
+        uint64_t m17 = scaled_round(M, E, k17), m15;
+        size_t (*format)(uint64_t, int, char *) = a >= 1e-5 ? sig_format : exp_format;
         /* A 15-digit candidate that reads back is within half an ulp (2^-53) of a, so m17
          * lies within 12 of a multiple of 100 (m17 < 10^17): otherwise it cannot, and is not
          * tried. Digits are written only for the candidate that reads back. */
-        if ((!ok17 || m17 % 100 <= 15 || m17 % 100 >= 85) && sig_mant(a, 15, e10, &m, &k) &&
-            (k >= 0 ? (double)m / pow10_exact[k] : (double)m * pow10_exact[-k]) == a) {
-            vg_buf_append(buf, out, len + sig_format(m, k, out + len));
+        if ((m17 % 100 <= 15 || m17 % 100 >= 85) &&
+            reads_back(m15 = scaled_round(M, E, k15), k15, M, E)) {
+            vg_buf_append(buf, out, len + format(m15, k15, out + len));
             return;
         }
-        /* m needs up to 57 bits: check in long double (64-bit mantissa, exact for m and for
-         * 10^k up to 10^27), then round to double once more. This agrees with strtod except
-         * on double-rounding ties, which the 3M-value property check never met; printf
-         * remains the fallback whenever the check fails. */
-        if (ok17 && (double)(k17 >= 0 ? (long double)m17 / (long double)pow10_exact[k17]
-                                      : (long double)m17 * (long double)pow10_exact[-k17]) == a) {
-            vg_buf_append(buf, out, len + sig_format(m17, k17, out + len));
+        if (reads_back(m17, k17, M, E)) { /* 17 digits always do, but printf decides if not */
+            vg_buf_append(buf, out, len + format(m17, k17, out + len));
             return;
         }
     }

@@ -319,19 +319,22 @@ static void test_json_encoding(void)
 }
 
 /* Every finite double printed by vg_buf_json_num reads back to itself (strtod), over values
- * shaped like features: amounts in cents, logs, means, tiny and huge magnitudes, raw bits. */
+ * shaped like features: amounts in cents, logs, means, scores, tiny and huge magnitudes, raw
+ * bits; and its digits are printf's: "%.15g", or "%.17g" when that does not read back (in
+ * printf's notation, except plain decimals from 1e-5 to 1e-4, where printf has an exponent).
+ */
 static void test_json_numbers_round_trip(void)
 {
     vg_buf_t b;
     vg_buf_init(&b);
     uint64_t x = 0x9e3779b97f4a7c15ULL;
-    long bad = 0, n = 200000;
+    long bad = 0, unlike = 0, n = 280000;
     for (long i = 0; i < n; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         double u = (double)(x >> 11) / 9007199254740992.0, v;
-        switch (i % 5) {
+        switch (i % 7) {
         case 0:
             v = (double)(x % 10000000) / 100.0;
             break;
@@ -344,6 +347,12 @@ static void test_json_numbers_round_trip(void)
         case 3:
             v = (double)(x % 100000) / 7.0;
             break;
+        case 4:
+            v = u * 1e-6;
+            break;
+        case 5:
+            v = u * pow(10, -(double)(x % 14));
+            break;
         default:
             memcpy(&v, &x, sizeof(v));
             if (!isfinite(v))
@@ -351,9 +360,18 @@ static void test_json_numbers_round_trip(void)
         }
         vg_buf_reset(&b);
         vg_buf_json_num(&b, v);
+        vg_buf_putc(&b, '\0');
         bad += strtod(b.data, NULL) != v;
+        char ref[40];
+        snprintf(ref, sizeof(ref), "%.15g", v);
+        if (strtod(ref, NULL) != v)
+            snprintf(ref, sizeof(ref), "%.17g", v);
+        double a = fabs(v);
+        if (a < 1e-5 || a >= 1e-4 || !strchr(ref, 'e'))
+            unlike += strcmp(b.data, ref) != 0;
     }
     VG_CHECK_INT(bad, 0);
+    VG_CHECK_INT(unlike, 0);
     vg_buf_free(&b);
 }
 
