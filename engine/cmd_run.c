@@ -26,6 +26,7 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,194 @@ void vg_run_offsets_decode(vg_run_t *r, const char *blob, size_t len)
     free(copy);
 }
 
+/* ---- a batch's end ---- */
+
+/* VIGIL_CRASH_AFTER_KAFKA_COMMIT=N (the crash tests): dies by SIGKILL right after the Nth
+ * Kafka commit, before the state commit or its release: the narrowest window. */
+static void crash_point(const vg_run_t *r, uint64_t commits)
+{
+    if (r->crash_after && commits == (uint64_t)r->crash_after) {
+        vg_warn("run",
+                "fault injection: killing myself between Kafka commit %llu and the state commit",
+                (unsigned long long)commits);
+        raise(SIGKILL);
+    }
+}
+
+/* The metrics of a batch whose decisions became visible at committed_ms (its Kafka commit,
+ * or delivery acks): phase_ms = processing, Kafka commit, state commit. */
+static void batch_observe(vg_run_t *r, size_t n, const double phase_ms[3], int64_t committed_ms)
+{
+    vg_hist_observe(&r->kafka_commit, phase_ms[1] / 1e3);
+    vg_hist_observe(&r->state_commit, phase_ms[2] / 1e3);
+    for (int k = 0; k < 3; k++)
+        if (phase_ms[k] > r->max_ms[k])
+            r->max_ms[k] = phase_ms[k];
+    vg_debug("run",
+             "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state commit %.1f "
+             "ms",
+             (unsigned long long)r->commits, n, phase_ms[0], phase_ms[1], phase_ms[2]);
+    for (size_t i = 0; i < r->ndecided; i++) {
+        double secs = (double)(committed_ms - r->decided_ts[i]) / 1e3;
+        vg_hist_observe(&r->e2e, secs);
+        if (r->nlat == r->caplat && r->caplat < (1u << 26)) {
+            r->caplat = r->caplat ? r->caplat * 2 : 65536;
+            r->lat = vg_xrealloc(r->lat, r->caplat * sizeof(*r->lat));
+        }
+        if (r->nlat < r->caplat)
+            r->lat[r->nlat++] = (float)secs;
+    }
+    r->ndecided = 0;
+}
+
+/* ---- the commit in flight (r->pipelined) ----
+ *
+ * Batch n's Kafka transaction commits on the committer thread while the processing thread
+ * reads batch n+1 and computes its features, rules, scores and decisions: the 10-30 ms a
+ * commit takes are no longer a pause in processing. Batch n's state was committed before
+ * batch n+1 touched it (vg_pipeline_commit_held: the values are copied), but its write to
+ * RocksDB waits until the Kafka commit has succeeded (vg_pipeline_release), so the state store
+ * is still never ahead of Kafka. Batch n+1's first output waits for batch n's commit (one
+ * Kafka transaction at a time) and then opens batch n+1's transaction (txn_begin).
+ */
+typedef struct vg_committer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int todo, busy, quit;
+    int pending;      /* posted, not yet finished by commit_finish */
+    uint64_t commits; /* its successful ones */
+    vg_run_t *r;
+    vg_assignment_t *done; /* the offsets the batch moves to */
+    size_t ndone, cap;
+    size_t n;                 /* the batch's messages */
+    double proc_ms, state_ms; /* its processing, its state commit */
+    vg_err_t err;             /* the outcome */
+    char errbuf[VG_ERRLEN];
+    int64_t end_ns, commit_ns; /* when it ended (monotonic), how long it took */
+    int64_t committed_ms;      /* when it ended (wall clock: the decisions' visibility) */
+} vg_committer_t;
+
+static void *committer_main(void *arg)
+{
+    vg_committer_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->todo && !c->quit)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->todo)
+            break;
+        c->todo = 0;
+        pthread_mutex_unlock(&c->mu);
+        int64_t t0 = vg_mono_ns();
+        c->err = vg_producer_commit(c->r->producer, c->r->consumer, c->done, c->ndone, c->errbuf,
+                                    sizeof(c->errbuf));
+        c->end_ns = vg_mono_ns();
+        c->commit_ns = c->end_ns - t0;
+        c->committed_ms = vg_now_ms();
+        if (!c->err) { /* the state write may go now, beside the next batch's processing */
+            crash_point(c->r, ++c->commits);
+            vg_pipeline_release(c->r->pipeline);
+        }
+        pthread_mutex_lock(&c->mu);
+        c->busy = 0;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Hands the Kafka commit of the batch just processed (its offsets done[0..ndone)) to the
+ * committer thread, started on first use. */
+static vg_err_t commit_post(vg_run_t *r, const vg_assignment_t *done, size_t ndone, size_t n,
+                            double proc_ms, double state_ms, char *errbuf, size_t errlen)
+{
+    vg_committer_t *c = r->committer;
+    if (!c) {
+        c = vg_xcalloc(1, sizeof(*c));
+        c->r = r;
+        pthread_mutex_init(&c->mu, NULL);
+        pthread_cond_init(&c->cv, NULL);
+        if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
+            pthread_mutex_destroy(&c->mu);
+            pthread_cond_destroy(&c->cv);
+            free(c);
+            return vg_errf(errbuf, errlen, VG_ERR_KAFKA, "cannot start the committer thread");
+        }
+        r->committer = c;
+    }
+    if (ndone > c->cap) {
+        c->cap = ndone * 2;
+        c->done = vg_xrealloc(c->done, c->cap * sizeof(*c->done));
+    }
+    if (ndone)
+        memcpy(c->done, done, ndone * sizeof(*done));
+    c->ndone = ndone;
+    c->n = n;
+    c->proc_ms = proc_ms;
+    c->state_ms = state_ms;
+    pthread_mutex_lock(&c->mu);
+    c->todo = c->busy = c->pending = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return VG_OK;
+}
+
+/* Waits for the commit in flight, if any, and ends its batch: the state write released, the
+ * metrics. Its error (the engine then exits: a restart resumes from the last commit). */
+static vg_err_t commit_finish(vg_run_t *r)
+{
+    vg_committer_t *c = r->committer;
+    if (!c || !c->pending)
+        return VG_OK;
+    pthread_mutex_lock(&c->mu);
+    while (c->busy)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    c->pending = 0;
+    if (c->err) {
+        vg_err_t err = c->err;
+        c->err = VG_OK;
+        r->aborts++;
+        vg_error("run", "%s: exiting so that a restart resumes from the last commit", c->errbuf);
+        return err;
+    }
+    r->commits++;
+    r->last_commit_ns = c->end_ns;
+    double phase_ms[3] = {c->proc_ms, (double)c->commit_ns / 1e6, c->state_ms};
+    batch_observe(r, c->n, phase_ms, c->committed_ms);
+    return VG_OK;
+}
+
+static void committer_free(vg_run_t *r)
+{
+    vg_committer_t *c = r->committer;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->quit = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c->done);
+    free(c);
+    r->committer = NULL;
+}
+
+/* Opens the batch's Kafka transaction (exactly_once). Pipelined: at the batch's first output,
+ * once the previous batch's commit is done. */
+static vg_err_t txn_begin(vg_run_t *r, char *errbuf, size_t errlen)
+{
+    vg_err_t err = r->pipelined ? commit_finish(r) : VG_OK;
+    if (err)
+        return vg_errf(errbuf, errlen, err, "the previous batch's commit failed");
+    if ((err = vg_producer_begin(r->producer, errbuf, errlen)) == VG_OK)
+        r->txn_open = 1;
+    return err;
+}
+
 static void changelog_restore(vg_run_t *r, const vg_assignment_t *parts, size_t n);
 
 /* "transactions [0 3 7], labels [1 2]": what this process holds after a rebalance. */
@@ -270,6 +459,8 @@ static void on_rebalance(void *opaque, int revoked, vg_assignment_t *parts, size
 {
     vg_run_t *r = opaque;
     r->last_input_ms = vg_now_ms();
+    if (commit_finish(r)) /* what the commit in flight moves must be done first */
+        r->fatal = 1;
     if (!revoked && r->stages[0].changelog && !r->fatal)
         changelog_restore(r, parts, n);
     for (size_t i = 0; i < n; i++) {
@@ -342,6 +533,10 @@ static vg_err_t emit(void *opaque, const vg_output_t *out)
     vg_run_t *r = st->r;
     char errbuf[VG_ERRLEN];
     vg_err_t err;
+    if (r->pipelined && !r->txn_open && (err = txn_begin(r, errbuf, sizeof(errbuf)))) {
+        vg_error("run", "%s", errbuf);
+        return err;
+    }
     if (out->kind == VG_OUT_FORWARD) {
         err = vg_stages_forward(st, out, errbuf, sizeof(errbuf));
     } else if (out->kind == VG_OUT_DLQ) {
@@ -1021,6 +1216,7 @@ int vg_cmd_run(int argc, char **argv)
     const char *group = vg_config_str(r->config, "engine", "group");
     r->eos =
         strcmp(vg_config_str(r->config, "engine", "processing.guarantee"), "exactly_once") == 0;
+    r->pipelined = r->eos && r->state_async && r->pipeline && r->nstages == 1;
     if (r->eos) {
         char txn_id[512];
         snprintf(txn_id, sizeof(txn_id), "vigil-%s-%s", group,
@@ -1108,10 +1304,8 @@ int vg_cmd_run(int argc, char **argv)
                 : "none",
             r->http ? http_addr : "(off)");
 
-    /* Fault injection for the crash tests: VIGIL_CRASH_AFTER_KAFKA_COMMIT=N dies by SIGKILL
-     * right after the Nth Kafka commit, before the state commit: the narrowest window. */
-    const char *crash_env = getenv("VIGIL_CRASH_AFTER_KAFKA_COMMIT");
-    long crash_after_kafka_commit = crash_env ? strtol(crash_env, NULL, 10) : 0;
+    const char *crash_env = getenv("VIGIL_CRASH_AFTER_KAFKA_COMMIT"); /* crash_point() */
+    r->crash_after = crash_env ? strtol(crash_env, NULL, 10) : 0;
     size_t max_batch = (size_t)vg_config_int(r->config, "engine", "batch.max.messages");
     int batch_ms = (int)vg_config_int(r->config, "engine", "batch.max.ms");
     int linger_ms = (int)vg_config_int(r->config, "engine", "batch.linger.ms");
@@ -1159,9 +1353,13 @@ int vg_cmd_run(int argc, char **argv)
             break;
         }
         if (n == 0 && !idle_wm) {
-            /* input paused: write what the commits since the last checkpoint changed, so
-             * that a crash now has nothing to rebuild */
-            vg_err_t cerr = VG_OK;
+            /* input paused: end the batch in flight, and write what the commits since the
+             * last checkpoint changed, so that a crash now has nothing to rebuild */
+            vg_err_t cerr = commit_finish(r);
+            if (cerr) {
+                status = 1;
+                break;
+            }
             for (int k = 0; k < r->nstages && r->pipeline && !cerr; k++)
                 cerr = vg_pipeline_checkpoint(r->stages[k].pipeline, errbuf, sizeof(errbuf));
             if (cerr) {
@@ -1209,12 +1407,11 @@ int vg_cmd_run(int argc, char **argv)
         snprintf(r->batch_id, sizeof(r->batch_id), "%s.%d.%lld:%llu",
                  vg_config_str(r->config, "engine", "instance"), (int)getpid(),
                  (long long)started_ms, (unsigned long long)r->commits);
-        if (r->eos && vg_producer_begin(r->producer, errbuf, sizeof(errbuf))) {
+        if (r->eos && !r->pipelined && txn_begin(r, errbuf, sizeof(errbuf))) {
             vg_error("run", "%s", errbuf);
             status = 1;
             break;
         }
-        r->ndecided = 0;
         vg_err_t perr = VG_OK;
         if (passthrough) {
             for (size_t i = 0; i < n && !perr; i++) {
@@ -1252,6 +1449,12 @@ int vg_cmd_run(int argc, char **argv)
             status = 1;
             break;
         }
+        /* a batch without outputs still commits its offsets in a transaction */
+        if (r->pipelined && !r->txn_open && txn_begin(r, errbuf, sizeof(errbuf))) {
+            vg_error("run", "%s", errbuf);
+            status = 1;
+            break;
+        }
         vg_hist_observe(&r->proc, (double)(vg_mono_ns() - t0) / 1e9);
         vg_hist_observe(&r->batch_sizes, (double)n / 1000.0);
 
@@ -1263,6 +1466,27 @@ int vg_cmd_run(int argc, char **argv)
                 done[ndone++] = (vg_assignment_t){consumer_of_tp(r->tps[i].topic_idx),
                                                   r->tps[i].partition, -1, r->tps[i].next};
         vg_err_t err = VG_OK;
+        if (r->pipelined) { /* the state now, its write after the Kafka commit (above) */
+            int64_t t1 = vg_mono_ns();
+            offsets_encode(r, &r->stages[0], &offsets);
+            err = vg_pipeline_commit_held(r->pipeline, offsets.data, offsets.len, errbuf,
+                                          sizeof(errbuf));
+            if (!err)
+                err = commit_post(r, done, ndone, n, (double)(t1 - t0) / 1e6,
+                                  (double)(vg_mono_ns() - t1) / 1e6, errbuf, sizeof(errbuf));
+            if (err) {
+                vg_error("run", "%s", errbuf);
+                status = 1;
+                break;
+            }
+            r->txn_open = 0;
+            total += n;
+            if (max_messages && total >= max_messages) {
+                vg_info("run", "read %llu messages: stopping", (unsigned long long)total);
+                break;
+            }
+            continue;
+        }
         for (int k = 0; r->state_async && k < r->nstages && r->pipeline && !err; k++)
             err = vg_pipeline_wait_written(r->stages[k].pipeline, errbuf, sizeof(errbuf));
         if (err) {
@@ -1285,13 +1509,7 @@ int vg_cmd_run(int argc, char **argv)
             break;
         }
         r->commits++;
-        if (crash_after_kafka_commit && r->commits == (uint64_t)crash_after_kafka_commit) {
-            vg_warn("run",
-                    "fault injection: killing myself between Kafka commit %llu and the "
-                    "state commit",
-                    (unsigned long long)r->commits);
-            raise(SIGKILL);
-        }
+        crash_point(r, r->commits);
         /* Decisions are visible to readers from here (Kafka commit, or delivery acks): the
          * end-to-end latency ends now, not after the state commit that follows. */
         int64_t t2 = vg_mono_ns(), committed_ms = vg_now_ms();
@@ -1318,31 +1536,15 @@ int vg_cmd_run(int argc, char **argv)
         r->last_commit_ns = vg_mono_ns();
         double phase_ms[3] = {(double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
                               (double)(r->last_commit_ns - t2) / 1e6};
-        vg_hist_observe(&r->kafka_commit, phase_ms[1] / 1e3);
-        vg_hist_observe(&r->state_commit, phase_ms[2] / 1e3);
-        for (int k = 0; k < 3; k++)
-            if (phase_ms[k] > r->max_ms[k])
-                r->max_ms[k] = phase_ms[k];
-        vg_debug("run",
-                 "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state "
-                 "commit %.1f ms",
-                 (unsigned long long)r->commits, n, phase_ms[0], phase_ms[1], phase_ms[2]);
-        for (size_t i = 0; i < r->ndecided; i++) {
-            double secs = (double)(committed_ms - r->decided_ts[i]) / 1e3;
-            vg_hist_observe(&r->e2e, secs);
-            if (r->nlat == r->caplat && r->caplat < (1u << 26)) {
-                r->caplat = r->caplat ? r->caplat * 2 : 65536;
-                r->lat = vg_xrealloc(r->lat, r->caplat * sizeof(*r->lat));
-            }
-            if (r->nlat < r->caplat)
-                r->lat[r->nlat++] = (float)secs;
-        }
+        batch_observe(r, n, phase_ms, committed_ms);
         total += n;
         if (max_messages && total >= max_messages) {
             vg_info("run", "read %llu messages: stopping", (unsigned long long)total);
             break;
         }
     }
+    if (commit_finish(r)) /* the last batch's */
+        status = 1;
     if (r->http)
         vg_http_set_ready(r->http, 0);
     vg_pipeline_stats_t none = {0};
@@ -1386,6 +1588,7 @@ int vg_cmd_run(int argc, char **argv)
     vg_buf_free(&offsets);
     vg_buf_free(&metrics);
 out:
+    committer_free(r);
     vg_http_stop(r->http);
     vg_consumer_free(r->consumer);
     vg_producer_free(r->producer);

@@ -119,12 +119,12 @@ static rd_kafka_topic_t *topic_handle(vg_producer_t *p, const char *topic)
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     vg_producer_t *p = opaque;
-    if (m->err) {
-        p->failed++;
+    if (m->err) { /* (delivered and failed are read by the metrics, on another thread) */
+        __atomic_add_fetch(&p->failed, 1, __ATOMIC_RELAXED);
         p->unreported++;
         snprintf(p->last_error, sizeof(p->last_error), "%s", rd_kafka_err2str(m->err));
     } else {
-        p->delivered++;
+        __atomic_add_fetch(&p->delivered, 1, __ATOMIC_RELAXED);
         for (size_t t = 0; t < p->ntrack && m->rkt && m->partition >= 0; t++) {
             if (strcmp(rd_kafka_topic_name(m->rkt), p->track[t].topic) != 0)
                 continue;
@@ -233,8 +233,8 @@ void vg_producer_warm(vg_producer_t *p, const char *const *topics, size_t n)
 
 void vg_producer_counts(const vg_producer_t *p, uint64_t *delivered, uint64_t *failed)
 {
-    *delivered = p->delivered;
-    *failed = p->failed;
+    *delivered = __atomic_load_n(&p->delivered, __ATOMIC_RELAXED);
+    *failed = __atomic_load_n(&p->failed, __ATOMIC_RELAXED);
 }
 
 void vg_producer_free(vg_producer_t *p)

@@ -939,6 +939,17 @@ vg_err_t vg_pipeline_commit(vg_pipeline_t *p, const void *offsets, size_t len, c
     return vg_state_commit(p->state, offsets, len, errbuf, errlen);
 }
 
+vg_err_t vg_pipeline_commit_held(vg_pipeline_t *p, const void *offsets, size_t len, char *errbuf,
+                                 size_t errlen)
+{
+    return vg_state_commit_held(p->state, offsets, len, errbuf, errlen);
+}
+
+void vg_pipeline_release(vg_pipeline_t *p)
+{
+    vg_state_release(p->state);
+}
+
 size_t vg_pipeline_changes(vg_pipeline_t *p, vg_state_change_cb *cb, void *opaque)
 {
     return vg_state_changes(p->state, cb, opaque);

@@ -106,6 +106,12 @@ typedef struct vg_run {
     vg_http_t *http;
     int eos;
     int state_async; /* state writes on the writer thread, waited for before a Kafka commit */
+    /* exactly_once, state_async, one stage: each batch's Kafka commit runs on the committer
+     * thread while the next batch is read and processed (cmd_run.c, "the commit in flight") */
+    int pipelined;
+    int txn_open; /* pipelined: this batch's Kafka transaction has begun */
+    struct vg_committer *committer;
+    long crash_after; /* VIGIL_CRASH_AFTER_KAFKA_COMMIT */
     vg_tp_t *tps;
     size_t ntps;
     size_t *tp_slot[TP_TOPICS]; /* per topic, by partition: index + 1 into tps (0: none) */

@@ -135,6 +135,7 @@ struct vg_state {
     pthread_cond_t wcv;
     vg_kv_batch_t *wbatch;
     int wbusy, wstop;
+    int wheld;     /* the batch handed over waits for vg_state_release (vg_state_commit_held) */
     vg_err_t werr; /* sticky: the first failed write's */
     char werrbuf[VG_ERRLEN];
     int64_t wwatermark; /* the watermark of the batch in flight */
@@ -757,7 +758,7 @@ out_free:
     return NULL;
 }
 
-static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen);
+static vg_err_t write_state(vg_state_t *st, int hold, char *errbuf, size_t errlen);
 
 void vg_state_close(vg_state_t *st)
 {
@@ -1344,9 +1345,9 @@ static void *writer_main(void *arg)
     vg_state_t *st = arg;
     pthread_mutex_lock(&st->wmu);
     for (;;) {
-        while (!st->wbusy && !st->wstop)
+        while ((!st->wbusy || st->wheld) && !st->wstop)
             pthread_cond_wait(&st->wcv, &st->wmu);
-        if (!st->wbusy)
+        if (!st->wbusy || st->wheld) /* stopping; a held write never released is dropped */
             break;
         pthread_mutex_unlock(&st->wmu);
         size_t before = vg_kv_batch_bytes(st->wbatch);
@@ -1369,12 +1370,18 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Waits until no write is in flight; the first failed write's error, if any (sticky). */
+/* Waits until no write is in flight; the first failed write's error, if any (sticky). A
+ * held write is the caller's mistake, not a wait (it would never end). */
 static vg_err_t writer_wait(vg_state_t *st, char *errbuf, size_t errlen)
 {
     if (!st->writer_started)
         return VG_OK;
     pthread_mutex_lock(&st->wmu);
+    if (st->wbusy && st->wheld) {
+        pthread_mutex_unlock(&st->wmu);
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "state: the previous commit's write is still held (vg_state_release)");
+    }
     while (st->wbusy)
         pthread_cond_wait(&st->wcv, &st->wmu);
     vg_err_t err = st->werr;
@@ -1387,7 +1394,7 @@ static vg_err_t writer_wait(vg_state_t *st, char *errbuf, size_t errlen)
 /* Writes what the commits changed. Without checkpoint_ms or async_writes, here and now.
  * With either, on the writer thread: this waits for the previous write, builds the batch
  * and returns. */
-static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen)
+static vg_err_t write_state(vg_state_t *st, int hold, char *errbuf, size_t errlen)
 {
     vg_err_t err;
     if (!st->async) {
@@ -1443,13 +1450,14 @@ static vg_err_t write_state(vg_state_t *st, char *errbuf, size_t errlen)
     st->batch = b;
     st->wwatermark = st->watermark;
     st->wbusy = 1;
+    st->wheld = hold;
     pthread_cond_broadcast(&st->wcv);
     pthread_mutex_unlock(&st->wmu);
     return VG_OK;
 }
 
-vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
-                         size_t errlen)
+static vg_err_t commit(vg_state_t *st, const void *offsets, size_t len, int hold, char *errbuf,
+                       size_t errlen)
 {
     vg_buf_reset(&st->offsets);
     if (offsets)
@@ -1466,12 +1474,37 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
     if (!st->checkpoint_ns ||
         (!st->discard && vg_mono_ns() - st->last_write_ns >= st->checkpoint_ns) ||
         st->cache_bytes + st->txn_bytes + st->ntslots * sizeof(tslot_t) > st->cache_limit) {
-        vg_err_t err = write_state(st, errbuf, errlen);
+        vg_err_t err = write_state(st, hold, errbuf, errlen);
         if (err)
             st->uncommitted = 1; /* so that closing does not write it after all */
         return err;
     }
     return VG_OK;
+}
+
+vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
+                         size_t errlen)
+{
+    return commit(st, offsets, len, 0, errbuf, errlen);
+}
+
+vg_err_t vg_state_commit_held(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
+                              size_t errlen)
+{
+    if (!st->async || st->checkpoint_ns)
+        return vg_errf(errbuf, errlen, VG_ERR_STATE,
+                       "state: a held commit needs async_writes without checkpoint_ms");
+    return commit(st, offsets, len, 1, errbuf, errlen);
+}
+
+void vg_state_release(vg_state_t *st)
+{
+    if (!st->writer_started)
+        return;
+    pthread_mutex_lock(&st->wmu);
+    st->wheld = 0;
+    pthread_cond_broadcast(&st->wcv);
+    pthread_mutex_unlock(&st->wmu);
 }
 
 vg_err_t vg_state_wait_written(vg_state_t *st, char *errbuf, size_t errlen)
@@ -1481,7 +1514,7 @@ vg_err_t vg_state_wait_written(vg_state_t *st, char *errbuf, size_t errlen)
 
 vg_err_t vg_state_checkpoint(vg_state_t *st, char *errbuf, size_t errlen)
 {
-    vg_err_t err = st->unwritten ? write_state(st, errbuf, errlen) : VG_OK;
+    vg_err_t err = st->unwritten ? write_state(st, 0, errbuf, errlen) : VG_OK;
     return err ? err : writer_wait(st, errbuf, errlen);
 }
 

@@ -346,6 +346,60 @@ static void test_state_async_writes(void)
     vg_test_rmdir(dir);
 }
 
+/* A held commit (vg_state_commit_held) is written only once released: processing goes on
+ * meanwhile; waiting for it, or committing again, before the release is refused; one never
+ * released is dropped at close, and the state reopens at the commit before it. */
+static void test_state_commit_held(void)
+{
+    vg_schema_t schema;
+    vg_schema_init(&schema);
+    char eb[VG_ERRLEN] = "", off[32];
+    vg_catalog_t *c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &schema, eb, sizeof(eb));
+    char *dir = vg_test_tmpdir();
+    vg_state_opts_t opts = {.nosync = 1, .async_writes = 1};
+    vg_state_t *st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    double out[3];
+    vg_txn_t txn;
+    int64_t t0 = 1767571200000LL;
+    txn_at(&txn, "a", "card1", "term1", t0);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(vg_state_commit_held(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
+    txn_at(&txn, "b", "card1", "term1", t0 + 1000); /* the next batch, while held */
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 1);
+    VG_CHECK_INT(vg_state_wait_written(st, eb, sizeof(eb)), VG_ERR_STATE);
+    VG_CHECK_STR(eb, "state: the previous commit's write is still held (vg_state_release)");
+    VG_CHECK_INT(vg_state_commit(st, "off-2", 5, eb, sizeof(eb)), VG_ERR_STATE);
+    vg_state_release(st);
+    VG_CHECK_INT(vg_state_commit_held(st, "off-2", 5, eb, sizeof(eb)), VG_OK);
+    vg_state_release(st);
+    VG_CHECK_INT(vg_state_wait_written(st, eb, sizeof(eb)), VG_OK);
+    txn_at(&txn, "c", "card1", "term1", t0 + 2000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 2);
+    VG_CHECK_INT(vg_state_commit_held(st, "off-3", 5, eb, sizeof(eb)), VG_OK);
+    vg_state_close(st); /* "c" committed, its write never released */
+
+    st = vg_state_open(dir, c1, NULL, eb, sizeof(eb));
+    VG_CHECK(st != NULL);
+    if (!st)
+        return;
+    offsets_str(st, off, sizeof(off));
+    VG_CHECK_STR(off, "off-2");
+    txn_at(&txn, "d", "card1", "term1", t0 + 3000);
+    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK(out[0] == 2); /* a and b */
+    VG_CHECK_INT(vg_state_commit_held(st, "off-4", 5, eb, sizeof(eb)), VG_ERR_STATE);
+    VG_CHECK_STR(eb, "state: a held commit needs async_writes without checkpoint_ms");
+    vg_state_close(st);
+    vg_catalog_free(c1);
+    vg_schema_free(&schema);
+    vg_test_rmdir(dir);
+}
+
 /* A scratch state with checkpoint_ms writes nothing while its cache has room, however much
  * time passes, and nothing at close: reopened, it holds no offsets and no entity. */
 static void test_state_scratch(void)
@@ -486,6 +540,7 @@ int main(void)
     VG_RUN(test_state_old_encoding);
     VG_RUN(test_state_checkpoints);
     VG_RUN(test_state_async_writes);
+    VG_RUN(test_state_commit_held);
     VG_RUN(test_state_scratch);
     VG_RUN(test_state_prefetch);
     return vg_test_done();
