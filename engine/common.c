@@ -561,20 +561,46 @@ static int floor_log10(double a)
     return e;
 }
 
+/* The number of decimal digits of u (1 for 0). */
+static size_t ndigits(uint64_t u)
+{
+    static const uint64_t p10[] = {UINT64_C(1),
+                                   UINT64_C(10),
+                                   UINT64_C(100),
+                                   UINT64_C(1000),
+                                   UINT64_C(10000),
+                                   UINT64_C(100000),
+                                   UINT64_C(1000000),
+                                   UINT64_C(10000000),
+                                   UINT64_C(100000000),
+                                   UINT64_C(1000000000),
+                                   UINT64_C(10000000000),
+                                   UINT64_C(100000000000),
+                                   UINT64_C(1000000000000),
+                                   UINT64_C(10000000000000),
+                                   UINT64_C(100000000000000),
+                                   UINT64_C(1000000000000000),
+                                   UINT64_C(10000000000000000),
+                                   UINT64_C(100000000000000000),
+                                   UINT64_C(1000000000000000000),
+                                   UINT64_C(10000000000000000000)};
+    size_t n = (size_t)((64 - __builtin_clzll(u | 1)) * 1233 >> 12) + 1; /* n or n + 1 */
+    return n - (n > 1 && u < p10[n - 1]);
+}
+
 /* Writes m / 10^k as printf's %g does below 1e-4: d.ddde-XX, trailing zeros dropped;
  * returns its length. */
 static size_t exp_format(uint64_t m, int k, char *out)
 {
-    char tmp[32], *p = utoa_rev(m, tmp + sizeof(tmp));
-    size_t nd = (size_t)(tmp + sizeof(tmp) - p), len = 1;
+    size_t nd = ndigits(m), len = 1;
     int e10 = (int)nd - 1 - k; /* the first digit's power of ten */
-    while (nd > 1 && p[nd - 1] == '0')
+    utoa_rev(m, out + 1 + nd); /* the digits at out[1 .. nd], then the first moves left */
+    out[0] = out[1];
+    while (nd > 1 && out[nd] == '0')
         nd--;
-    out[0] = p[0];
     if (nd > 1) {
-        out[len++] = '.';
-        memcpy(out + len, p + 1, nd - 1);
-        len += nd - 1;
+        out[1] = '.';
+        len = nd + 1;
     }
     unsigned ae = (unsigned)(e10 < 0 ? -e10 : e10);
     out[len++] = 'e';
@@ -586,34 +612,30 @@ static size_t exp_format(uint64_t m, int k, char *out)
     return len;
 }
 
-/* Writes m / 10^k as a plain decimal (no exponent, trailing zeros dropped); returns its
- * length. */
+/* Writes m / 10^k (k >= 0) as a plain decimal (no exponent, trailing zeros dropped);
+ * returns its length. */
 static size_t sig_format(uint64_t m, int k, char *out)
 {
-    char tmp[32], *p = utoa_rev(m, tmp + sizeof(tmp));
-    size_t nd = (size_t)(tmp + sizeof(tmp) - p);
+    size_t nd = ndigits(m), len;
     /* nd digits represent m / 10^k; the point goes k digits from the right. */
-    size_t len = 0;
-    if (k <= 0) {
-        memcpy(out, p, nd);
-        len = nd;
-        for (int z = 0; z < -k; z++)
-            out[len++] = '0';
-        return len;
+    if (k == 0) {
+        utoa_rev(m, out + nd);
+        return nd;
     }
-    if ((size_t)k >= nd) {
-        out[len++] = '0';
-        out[len++] = '.';
-        for (size_t z = 0; z < (size_t)k - nd; z++)
-            out[len++] = '0';
-        memcpy(out + len, p, nd);
-        len += nd;
-    } else {
-        memcpy(out, p, nd - (size_t)k);
-        len = nd - (size_t)k;
-        out[len++] = '.';
-        memcpy(out + len, p + nd - (size_t)k, (size_t)k);
-        len += (size_t)k;
+    if ((size_t)k >= nd) { /* 0.000ddd */
+        size_t z = (size_t)k - nd;
+        out[0] = '0';
+        out[1] = '.';
+        memset(out + 2, '0', z);
+        len = 2 + z + nd;
+        utoa_rev(m, out + len);
+    } else { /* the digits one place right, then the integer part back over the gap */
+        size_t ni = nd - (size_t)k;
+        utoa_rev(m, out + nd + 1);
+        for (size_t i = 0; i < ni; i++)
+            out[i] = out[i + 1];
+        out[ni] = '.';
+        len = nd + 1;
     }
     while (out[len - 1] == '0')
         len--;
@@ -624,21 +646,23 @@ static size_t sig_format(uint64_t m, int k, char *out)
 
 void vg_buf_json_num(vg_buf_t *buf, double v)
 {
-    if (!isfinite(v)) {
-        vg_buf_append(buf, "null", 4);
-        return;
-    }
-    char out[64];
+    /* written in place: at most a sign, "0.0000" and 18 digits, or printf's 24 characters */
+    vg_buf_reserve(buf, 32);
+    char *out = buf->data + buf->len;
     size_t len = 0;
     double a = fabs(v);
+    if (!isfinite(v)) {
+        memcpy(out, "null", 4);
+        len = 4;
+        goto done;
+    }
     if (v < 0)
         out[len++] = '-';
     if (a < 1e15 && a == floor(a)) { /* integers: no point, no exponent */
-        char *end = out + sizeof(out), *p = utoa_rev((uint64_t)a, end);
-        if (len)
-            *--p = '-';
-        vg_buf_append(buf, p, (size_t)(end - p));
-        return;
+        uint64_t u = (uint64_t)a;
+        len += ndigits(u);
+        utoa_rev(u, out + len);
+        goto done;
     }
     /*
      * The shortest of 15 or 17 significant digits that reads back to the same double, as
@@ -657,19 +681,21 @@ void vg_buf_json_num(vg_buf_t *buf, double v)
          * tried. Digits are written only for the candidate that reads back. */
         if ((m17 % 100 <= 15 || m17 % 100 >= 85) &&
             reads_back(m15 = scaled_round(M, E, k15), k15, M, E)) {
-            vg_buf_append(buf, out, len + format(m15, k15, out + len));
-            return;
+            len += format(m15, k15, out + len);
+            goto done;
         }
-        if (reads_back(m17, k17, M, E)) { /* 17 digits always do, but printf decides if not */
-            vg_buf_append(buf, out, len + format(m17, k17, out + len));
-            return;
+        /* 17 digits correctly rounded always read back; fewer (e10 one too high) may not */
+        if (m17 >= UINT64_C(10000000000000000) || reads_back(m17, k17, M, E)) {
+            len += format(m17, k17, out + len);
+            goto done;
         }
     }
-    char tmp[32];
-    snprintf(tmp, sizeof(tmp), "%.15g", v);
-    if (strtod(tmp, NULL) != v)
-        snprintf(tmp, sizeof(tmp), "%.17g", v);
-    vg_buf_puts(buf, tmp);
+    len = (size_t)snprintf(out, 32, "%.15g", v);
+    if (strtod(out, NULL) != v)
+        len = (size_t)snprintf(out, 32, "%.17g", v);
+done:
+    buf->len += len;
+    buf->data[buf->len] = '\0';
 }
 
 /* ---- arena ---- */
