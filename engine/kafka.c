@@ -100,7 +100,18 @@ struct vg_producer {
      * (a lock and string compares) for every message. */
     rd_kafka_topic_t **topics;
     size_t ntopics;
+    unsigned sends; /* since the last poll */
 };
+
+/* Serves delivery reports every 64 sends, not every one: a poll takes the queue's lock, and
+ * a batch sends tens of thousands (a full queue, a flush and a commit poll anyway). */
+static void poll_some(vg_producer_t *p)
+{
+    if (++p->sends >= 64) {
+        p->sends = 0;
+        rd_kafka_poll(p->rk, 0);
+    }
+}
 
 /* The handle of topic, created on first use (a handful per process); NULL on error. */
 static rd_kafka_topic_t *topic_handle(vg_producer_t *p, const char *topic)
@@ -198,7 +209,7 @@ vg_err_t vg_producer_send(vg_producer_t *p, const char *topic, const void *key, 
                            rd_kafka_err2str(err));
         rd_kafka_poll(p->rk, 10);
     }
-    rd_kafka_poll(p->rk, 0);
+    poll_some(p);
     if (p->unreported)
         return report_failures(p, errbuf, errlen);
     return VG_OK;
@@ -293,7 +304,7 @@ vg_err_t vg_producer_send_to(vg_producer_t *p, const char *topic, int32_t partit
                            rd_kafka_err2str(err));
         rd_kafka_poll(p->rk, 10);
     }
-    rd_kafka_poll(p->rk, 0);
+    poll_some(p);
     return VG_OK;
 }
 
