@@ -374,11 +374,6 @@ void vg_buf_grow(vg_buf_t *buf, size_t n)
     buf->cap = cap;
 }
 
-void vg_buf_puts(vg_buf_t *buf, const char *s)
-{
-    vg_buf_append(buf, s, strlen(s));
-}
-
 void vg_buf_printf(vg_buf_t *buf, const char *fmt, ...)
 {
     va_list ap;

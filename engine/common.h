@@ -141,7 +141,12 @@ static inline void vg_buf_putc(vg_buf_t *buf, char c)
     buf->data[buf->len++] = c;
     buf->data[buf->len] = '\0';
 }
-void vg_buf_puts(vg_buf_t *buf, const char *s);
+/* Inline so that a literal's length is known when compiling (encoders append dozens a
+ * record). */
+static inline void vg_buf_puts(vg_buf_t *buf, const char *s)
+{
+    vg_buf_append(buf, s, strlen(s));
+}
 void vg_buf_printf(vg_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included, escaping as RFC 8259 requires. */
 void vg_buf_json_str(vg_buf_t *buf, const char *s, size_t n);

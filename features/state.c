@@ -1249,6 +1249,10 @@ typedef struct txn_sortkey {
 static uint64_t key_word(const char *key, size_t len, size_t off)
 {
     uint64_t w = 0;
+    if (off + 8 <= len) {
+        memcpy(&w, key + off, 8);
+        return __builtin_bswap64(w); /* little-endian x86: big-endian order compares as bytes */
+    }
     for (size_t i = 0; i < 8; i++)
         w = w << 8 | (off + i < len ? (uint8_t)key[off + i] : 0);
     return w;
@@ -1264,6 +1268,60 @@ static int txn_sortkey_cmp(const void *pa, const void *pb)
     uint32_t la = a->rec->klen, lb = b->rec->klen, n = la < lb ? la : lb;
     int c = n > 16 ? memcmp(a->rec->key + 16, b->rec->key + 16, n - 16) : 0;
     return c ? c : (la > lb) - (la < lb);
+}
+
+static inline int sortkey_less(const txn_sortkey_t *a, const txn_sortkey_t *b)
+{
+    return txn_sortkey_cmp(a, b) < 0;
+}
+
+/* Sorts keys[0..n) in key order: a quicksort (median of three, the smaller side first, the
+ * comparison inlined) ending in insertion sorts; glibc's qsort, a merge sort through a
+ * function pointer, was most of the writer thread's own time. */
+static void sort_keys(txn_sortkey_t *keys, size_t n)
+{
+    while (n > 16) {
+        size_t m = n / 2;
+        txn_sortkey_t t;
+#define SWAP(i, j) (t = keys[i], keys[i] = keys[j], keys[j] = t)
+        if (sortkey_less(&keys[m], &keys[0]))
+            SWAP(m, 0);
+        if (sortkey_less(&keys[n - 1], &keys[m])) {
+            SWAP(n - 1, m);
+            if (sortkey_less(&keys[m], &keys[0]))
+                SWAP(m, 0);
+        }
+        txn_sortkey_t pivot = keys[m];
+        size_t i = 0, j = n - 1;
+        for (;;) { /* Hoare's partition: keys[0 .. j] <= pivot <= keys[j + 1 .. n) */
+            while (sortkey_less(&keys[i], &pivot))
+                i++;
+            while (sortkey_less(&pivot, &keys[j]))
+                j--;
+            if (i >= j)
+                break;
+            SWAP(i, j);
+            i++;
+            j--;
+        }
+#undef SWAP
+        size_t left = j + 1;
+        if (left < n - left) {
+            sort_keys(keys, left);
+            keys += left;
+            n -= left;
+        } else {
+            sort_keys(keys + left, n - left);
+            n = left;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        txn_sortkey_t k = keys[i];
+        size_t j = i;
+        for (; j > 0 && sortkey_less(&k, &keys[j - 1]); j--)
+            keys[j] = keys[j - 1];
+        keys[j] = k;
+    }
 }
 
 /* Puts the n records of table t into batch b in key order. Records are written once each,
@@ -1285,8 +1343,7 @@ static void put_records(vg_state_t *st, vg_kv_batch_t *b, const tslot_t *t, size
             st->sortkeys[k++] =
                 (txn_sortkey_t){key_word(r->key, r->klen, 0), key_word(r->key, r->klen, 8), r};
     }
-    if (k > 1) /* (qsort must not be given a NULL array, even empty) */
-        qsort(st->sortkeys, k, sizeof(*st->sortkeys), txn_sortkey_cmp);
+    sort_keys(st->sortkeys, k);
     for (size_t i = 0; i < k; i++) {
         const txnrec_t *r = st->sortkeys[i].rec;
         vg_kv_batch_put(b, st->kv, st->cf_txn, r->key, r->klen, r->val, r->vlen);
