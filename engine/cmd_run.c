@@ -6,8 +6,10 @@
  * dead letters, then make it durable:
  *
  *   exactly_once   one Kafka transaction per batch holds the outputs AND the consumed
- *                  offsets; only after it commits is the feature state committed (one
- *                  RocksDB WriteBatch carrying the same offsets).
+ *                  offsets; only after it commits is the feature state written (one
+ *                  RocksDB WriteBatch carrying the same offsets). By default that commit
+ *                  runs on a committer thread while the next batch is processed ("the
+ *                  commit in flight" below).
  *   at_least_once  outputs are produced and flushed, state is committed, then offsets.
  *
  * Either way the state store's offsets are never ahead of what Kafka holds as done. On
@@ -1190,9 +1192,10 @@ int vg_cmd_run(int argc, char **argv)
     popts.state_sync = vg_config_bool(r->config, "engine", "state.sync");
     popts.state_checkpoint_ms = vg_config_int(r->config, "engine", "state.checkpoint.interval");
     /* Without checkpoints, each batch's state is written on the state's writer thread while
-     * the next batch is processed, and is in RocksDB before that batch's Kafka commit (below):
-     * a crash still finds the state at most the last committed batch behind. Not with the
-     * changelog, whose records and markers follow each state commit as it is made. */
+     * the next batch is processed, and is in RocksDB before that batch's Kafka commit (below,
+     * and "the commit in flight"): a crash still finds the state at most the last committed
+     * batch behind. Not with the changelog, whose records and markers follow each state
+     * commit as it is made. */
     r->state_async =
         popts.state_checkpoint_ms == 0 && !vg_config_bool(r->config, "engine", "state.changelog");
     popts.state_async_writes = r->state_async;
