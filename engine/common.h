@@ -135,6 +135,17 @@ static inline void vg_buf_append(vg_buf_t *buf, const void *data, size_t n)
     buf->len += n;
     buf->data[buf->len] = '\0';
 }
+/* Appends n <= VG_BUF_PAD bytes from src, which must be readable for VG_BUF_PAD bytes: a
+ * fixed-size copy the compiler inlines (two vector moves), where a copy of a variable
+ * length short string is a call into libc. */
+#define VG_BUF_PAD 64
+static inline void vg_buf_append_padded(vg_buf_t *buf, const void *src, size_t n)
+{
+    vg_buf_reserve(buf, VG_BUF_PAD);
+    memcpy(buf->data + buf->len, src, VG_BUF_PAD);
+    buf->len += n;
+    buf->data[buf->len] = '\0';
+}
 static inline void vg_buf_putc(vg_buf_t *buf, char c)
 {
     vg_buf_reserve(buf, 1);

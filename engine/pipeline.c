@@ -355,6 +355,8 @@ vg_pipeline_t *vg_pipeline_new(const vg_pipeline_opts_t *opts, char *errbuf, siz
             vg_buf_putc(&key, ',');
         vg_buf_json_str(&key, p->feat_names[i], strlen(p->feat_names[i]));
         vg_buf_putc(&key, ':');
+        vg_buf_reserve(&key, VG_BUF_PAD); /* readable VG_BUF_PAD bytes: vg_buf_append_padded */
+        memset(key.data + key.len, 0, key.cap - key.len);
         p->feat_keys[i] = key.data;
         p->feat_key_len[i] = key.len;
     }
@@ -557,7 +559,11 @@ static void encode_decision(const vg_pipeline_t *p, const vg_rows_t *rows, vg_bu
     vg_buf_puts(b, ",\"features\":{");
     const double *row = &rows->feats[it->row * p->nfeat];
     for (size_t f = 0; f < p->nfeat; f++) {
-        vg_buf_append(b, p->feat_keys[f], p->feat_key_len[f]);
+        size_t n = p->feat_key_len[f];
+        if (n <= VG_BUF_PAD)
+            vg_buf_append_padded(b, p->feat_keys[f], n);
+        else
+            vg_buf_append(b, p->feat_keys[f], n);
         vg_buf_json_num(b, row[f]);
     }
     vg_buf_puts(b, "},\"catalog\":\"");
