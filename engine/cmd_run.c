@@ -269,10 +269,14 @@ static void batch_observe(vg_run_t *r, size_t n, const double phase_ms[3], int64
     for (int k = 0; k < 3; k++)
         if (phase_ms[k] > r->max_ms[k])
             r->max_ms[k] = phase_ms[k];
+    int64_t oldest = INT64_MAX; /* the batch's longest end-to-end latency: where tails are */
+    for (size_t i = 0; i < r->ndecided; i++)
+        oldest = r->decided_ts[i] < oldest ? r->decided_ts[i] : oldest;
     vg_debug("run",
              "batch %llu: %zu messages; process %.1f ms, kafka commit %.1f ms, state commit %.1f "
-             "ms",
-             (unsigned long long)r->commits, n, phase_ms[0], phase_ms[1], phase_ms[2]);
+             "ms; end-to-end at most %lld ms",
+             (unsigned long long)r->commits, n, phase_ms[0], phase_ms[1], phase_ms[2],
+             r->ndecided ? (long long)(committed_ms - oldest) : 0LL);
     for (size_t i = 0; i < r->ndecided; i++) {
         double secs = (double)(committed_ms - r->decided_ts[i]) / 1e3;
         vg_hist_observe(&r->e2e, secs);
@@ -379,8 +383,9 @@ static vg_err_t commit_post(vg_run_t *r, const vg_assignment_t *done, size_t ndo
     return VG_OK;
 }
 
-/* Waits for the commit in flight, if any, and ends its batch: the state write released, the
- * metrics. Its error (the engine then exits: a restart resumes from the last commit). */
+/* Waits for the commit in flight, if any (whose thread released the state write once it
+ * succeeded), and ends its batch: the metrics. Its error (the engine then exits: a restart
+ * resumes from the last commit). */
 static vg_err_t commit_finish(vg_run_t *r)
 {
     vg_committer_t *c = r->committer;
@@ -1409,7 +1414,7 @@ int vg_cmd_run(int argc, char **argv)
         }
         snprintf(r->batch_id, sizeof(r->batch_id), "%s.%d.%lld:%llu",
                  vg_config_str(r->config, "engine", "instance"), (int)getpid(),
-                 (long long)started_ms, (unsigned long long)r->commits);
+                 (long long)started_ms, (unsigned long long)r->batches++);
         if (r->eos && !r->pipelined && txn_begin(r, errbuf, sizeof(errbuf))) {
             vg_error("run", "%s", errbuf);
             status = 1;

@@ -125,6 +125,7 @@ typedef struct vg_run {
     size_t nlags;
     int64_t last_input_ms; /* last input or (re)assignment: what --idle-exit measures from */
     char batch_id[64];     /* "instance.pid.start:seq", the vigil.batch header of every output */
+    uint64_t batches;      /* seq: batches begun (r->commits lags while one is in flight) */
     float *lat;            /* every end-to-end latency (s), for exact quantiles at exit */
     size_t nlat, caplat;
     int64_t *decided_ts; /* this batch's decided transactions' Kafka timestamps */
