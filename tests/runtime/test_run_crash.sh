@@ -99,6 +99,10 @@ kept = [(t, body) for b, items in batches.items() if b not in redone for t, body
 print(f"  {len(lines)} decisions read in {len(batches)} batches; {len(redone)} batch(es) "
       f"({sum(len(batches[b]) for b in redone)} decisions) from transactions open at a kill")
 ok = True
+# a batch id names one batch: at most --batch-size decisions (the backlog fills batches)
+shared = [b for b, items in batches.items() if len(items) > 200]
+if shared:
+    print(f"FAIL: {len(shared)} batch ids with more decisions than a batch holds, e.g. {shared[0]}"); ok = False
 if len(redone) > kills:
     print(f"FAIL: {len(redone)} batches decided twice, more than the {kills} kills explain"); ok = False
 once = collections.Counter(t for t, _ in kept)
