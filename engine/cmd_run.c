@@ -1224,7 +1224,7 @@ int vg_cmd_run(int argc, char **argv)
     const char *group = vg_config_str(r->config, "engine", "group");
     r->eos =
         strcmp(vg_config_str(r->config, "engine", "processing.guarantee"), "exactly_once") == 0;
-    r->pipelined = r->eos && r->state_async && r->pipeline && r->nstages == 1;
+    r->pipelined = r->eos && r->pipeline && r->nstages == 1 && !r->stages[0].changelog;
     if (r->eos) {
         char txn_id[512];
         snprintf(txn_id, sizeof(txn_id), "vigil-%s-%s", group,

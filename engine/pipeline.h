@@ -141,8 +141,9 @@ vg_err_t vg_pipeline_wait(vg_pipeline_t *pipeline, char *errbuf, size_t errlen);
 /* Commits state changed since the last commit, with the caller's offsets blob, atomically. */
 vg_err_t vg_pipeline_commit(vg_pipeline_t *pipeline, const void *offsets, size_t len, char *errbuf,
                             size_t errlen);
-/* With opts.state_async_writes: commits, but the write waits for vg_pipeline_release()
- * (vg_state_commit_held): the batch's Kafka transaction commits meanwhile. */
+/* With opts.state_async_writes or state_checkpoint_ms: commits, but a write it makes waits
+ * for vg_pipeline_release() (vg_state_commit_held): the batch's Kafka transaction commits
+ * meanwhile. */
 vg_err_t vg_pipeline_commit_held(vg_pipeline_t *pipeline, const void *offsets, size_t len,
                                  char *errbuf, size_t errlen);
 void vg_pipeline_release(vg_pipeline_t *pipeline);

@@ -106,7 +106,7 @@ typedef struct vg_run {
     vg_http_t *http;
     int eos;
     int state_async; /* state writes on the writer thread, waited for before a Kafka commit */
-    /* exactly_once, state_async, one stage: each batch's Kafka commit runs on the committer
+    /* exactly_once, one stage, no changelog: each batch's Kafka commit runs on the committer
      * thread while the next batch is read and processed (cmd_run.c, "the commit in flight") */
     int pipelined;
     int txn_open; /* pipelined: this batch's Kafka transaction has begun */

@@ -137,12 +137,13 @@ vg_err_t vg_state_label(vg_state_t *state, const vg_label_t *label);
 vg_err_t vg_state_commit(vg_state_t *state, const void *offsets, size_t len, char *errbuf,
                          size_t errlen);
 /*
- * opts.async_writes only: commits as vg_state_commit does (the values copied now, so that
- * processing goes on at once), but the write waits for vg_state_release(): for a caller
- * whose commit elsewhere (a Kafka transaction) must succeed first, and that processes the
- * next batch meanwhile. A held write never released is dropped at close: the state goes
- * back to the commit before it. The next commit must come after the release (VG_ERR_STATE
- * otherwise), and so must vg_state_wait_written() and vg_state_checkpoint().
+ * With opts.async_writes or checkpoint_ms: commits as vg_state_commit does (a write it makes
+ * copies the values now, so that processing goes on at once), but that write waits for
+ * vg_state_release(): for a caller whose commit elsewhere (a Kafka transaction) must succeed
+ * first, and that processes the next batch meanwhile. A held write never released is dropped
+ * at close: the state goes back to the write before it. The next commit must come after the
+ * release (VG_ERR_STATE otherwise), and so must vg_state_wait_written() and
+ * vg_state_checkpoint().
  */
 vg_err_t vg_state_commit_held(vg_state_t *state, const void *offsets, size_t len, char *errbuf,
                               size_t errlen);

@@ -1548,9 +1548,9 @@ vg_err_t vg_state_commit(vg_state_t *st, const void *offsets, size_t len, char *
 vg_err_t vg_state_commit_held(vg_state_t *st, const void *offsets, size_t len, char *errbuf,
                               size_t errlen)
 {
-    if (!st->async || st->checkpoint_ns)
+    if (!st->async)
         return vg_errf(errbuf, errlen, VG_ERR_STATE,
-                       "state: a held commit needs async_writes without checkpoint_ms");
+                       "state: a held commit needs async_writes or checkpoint_ms");
     return commit(st, offsets, len, 1, errbuf, errlen);
 }
 
