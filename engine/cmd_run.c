@@ -562,9 +562,11 @@ static vg_err_t emit(void *opaque, const vg_output_t *out)
     } else {
         const char *topic =
             vg_config_str(r->config, "topics", out->kind == VG_OUT_REVIEW ? "review" : "decisions");
+        /* no copy: the batch is committed (or flushed) before the pipeline processes the
+         * batch after next, the first to reuse the value's memory (pipeline.h) */
         vg_kheader_t h = {"vigil.batch", r->batch_id, strlen(r->batch_id)};
-        err = vg_producer_send_h(r->producer, topic, out->key, out->keylen, out->value, out->len,
-                                 &h, 1, errbuf, sizeof(errbuf));
+        err = vg_producer_send_ref(r->producer, topic, out->key, out->keylen, out->value, out->len,
+                                   &h, 1, errbuf, sizeof(errbuf));
         if (out->kind == VG_OUT_DECISION)
             note_decided(r, out->input->timestamp_ms);
     }

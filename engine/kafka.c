@@ -274,10 +274,11 @@ vg_err_t vg_producer_send_h(vg_producer_t *p, const char *topic, const void *key
                                nheaders, errbuf, errlen);
 }
 
-vg_err_t vg_producer_send_to(vg_producer_t *p, const char *topic, int32_t partition,
-                             const void *key, size_t keylen, const void *value, size_t valuelen,
-                             const vg_kheader_t *headers, size_t nheaders, char *errbuf,
-                             size_t errlen)
+/* copy 0: value must stay as it is until its delivery report (RD_KAFKA_MSG_F_COPY unset). */
+static vg_err_t send_to(vg_producer_t *p, const char *topic, int32_t partition, const void *key,
+                        size_t keylen, const void *value, size_t valuelen,
+                        const vg_kheader_t *headers, size_t nheaders, int copy, char *errbuf,
+                        size_t errlen)
 {
     for (;;) {
         /* producev takes ownership of the headers only on success. */
@@ -294,7 +295,7 @@ vg_err_t vg_producer_send_to(vg_producer_t *p, const char *topic, int32_t partit
                                                               : partition),
                                      RD_KAFKA_V_KEY(key, keylen),
                                      RD_KAFKA_V_VALUE((void *)value, value ? valuelen : 0),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                     RD_KAFKA_V_MSGFLAGS(copy ? RD_KAFKA_MSG_F_COPY : 0),
                                      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (!err)
             break;
@@ -306,6 +307,23 @@ vg_err_t vg_producer_send_to(vg_producer_t *p, const char *topic, int32_t partit
     }
     poll_some(p);
     return VG_OK;
+}
+
+vg_err_t vg_producer_send_to(vg_producer_t *p, const char *topic, int32_t partition,
+                             const void *key, size_t keylen, const void *value, size_t valuelen,
+                             const vg_kheader_t *headers, size_t nheaders, char *errbuf,
+                             size_t errlen)
+{
+    return send_to(p, topic, partition, key, keylen, value, valuelen, headers, nheaders, 1, errbuf,
+                   errlen);
+}
+
+vg_err_t vg_producer_send_ref(vg_producer_t *p, const char *topic, const void *key, size_t keylen,
+                              const void *value, size_t valuelen, const vg_kheader_t *headers,
+                              size_t nheaders, char *errbuf, size_t errlen)
+{
+    return send_to(p, topic, VG_PARTITION_ANY, key, keylen, value, valuelen, headers, nheaders, 0,
+                   errbuf, errlen);
 }
 
 void vg_producer_track(vg_producer_t *p, const char *topic)

@@ -84,6 +84,12 @@ vg_err_t vg_producer_send_to(vg_producer_t *producer, const char *topic, int32_t
                              const void *key, size_t keylen, const void *value, size_t valuelen,
                              const vg_kheader_t *headers, size_t nheaders, char *errbuf,
                              size_t errlen);
+/* vg_producer_send_h() without copying value: it must stay as it is until the message is
+ * delivered (a flush, a committed transaction), which saves a copy of each decision. */
+vg_err_t vg_producer_send_ref(vg_producer_t *producer, const char *topic, const void *key,
+                              size_t keylen, const void *value, size_t valuelen,
+                              const vg_kheader_t *headers, size_t nheaders, char *errbuf,
+                              size_t errlen);
 /* Remembers, from delivery reports, the greatest offset delivered to each partition of topic;
  * vg_producer_tracked() returns it (-1: none yet). After a transaction commits, its messages'
  * offsets are all known. */

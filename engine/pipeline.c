@@ -922,8 +922,11 @@ vg_err_t vg_pipeline_process_decoded(vg_pipeline_t *p, vg_batch_t *batch, const 
         return err;
     if (p->opts.forward)
         return forward(p, r, sink, errbuf, errlen);
-    if (!p->back_started)
-        return back(p, r, sink, errbuf, errlen);
+    if (!p->back_started) {
+        err = back(p, r, sink, errbuf, errlen);
+        p->cur ^= 1; /* this batch's decisions stay until the batch after next (pipeline.h) */
+        return err;
+    }
     /* The previous batch's back half reads the other rows: once it is done, this batch's
      * goes to the back thread, and the next front half fills the other rows. */
     if ((err = vg_pipeline_wait(p, errbuf, errlen)))

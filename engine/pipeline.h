@@ -80,6 +80,10 @@ typedef struct vg_output {
     vg_output_kind_t kind;
     const char *key;
     size_t keylen;
+    /* a decision's or case's value stays valid and unchanged until the pipeline processes the
+     * batch after next (two sets of rows, used in turn): a Kafka sink can produce it without a
+     * copy once each batch is delivered before the one after it is processed; others only
+     * for the emit call */
     const char *value;
     size_t len;
     const vg_input_t *input; /* what produced it */
