@@ -40,6 +40,29 @@ static void txn_at(vg_txn_t *txn, const char *id, const char *card, const char *
     }
 }
 
+/* What most tests here share: the schema, catalogue CAT1 and a new state directory. */
+typedef struct fixture {
+    vg_schema_t schema;
+    vg_catalog_t *c1;
+    char *dir;
+} fixture_t;
+
+static void fixture_init(fixture_t *fx)
+{
+    char eb[VG_ERRLEN] = "";
+    vg_schema_init(&fx->schema);
+    fx->c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &fx->schema, eb, sizeof(eb));
+    VG_CHECK(fx->c1 != NULL);
+    fx->dir = vg_test_tmpdir();
+}
+
+static void fixture_done(fixture_t *fx)
+{
+    vg_catalog_free(fx->c1);
+    vg_schema_free(&fx->schema);
+    vg_test_rmdir(fx->dir);
+}
+
 static void test_state_edges(void)
 {
     vg_schema_t schema;
@@ -209,11 +232,11 @@ static void count_change(void *opaque, int32_t partition, const char *entity, co
 
 static void test_state_checkpoints(void)
 {
-    vg_schema_t schema;
-    vg_schema_init(&schema);
+    fixture_t fx;
+    fixture_init(&fx);
+    vg_catalog_t *c1 = fx.c1;
+    const char *dir = fx.dir;
     char eb[VG_ERRLEN] = "", off[32];
-    vg_catalog_t *c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &schema, eb, sizeof(eb));
-    char *dir = vg_test_tmpdir();
     vg_state_opts_t opts = {.nosync = 1, .checkpoint_ms = 3600000}; /* due only after an hour */
     vg_state_t *st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
     VG_CHECK(st != NULL);
@@ -289,9 +312,7 @@ static void test_state_checkpoints(void)
     VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
     VG_CHECK(out[0] == 3 && out[1] == 1 && out[2] == 1);
     vg_state_close(st);
-    vg_catalog_free(c1);
-    vg_schema_free(&schema);
-    vg_test_rmdir(dir);
+    fixture_done(&fx);
 }
 
 /* With async_writes every commit is written, by the writer thread: a close with a change
@@ -299,11 +320,11 @@ static void test_state_checkpoints(void)
  * finds a transaction whose record is in flight or written. */
 static void test_state_async_writes(void)
 {
-    vg_schema_t schema;
-    vg_schema_init(&schema);
+    fixture_t fx;
+    fixture_init(&fx);
+    vg_catalog_t *c1 = fx.c1;
+    const char *dir = fx.dir;
     char eb[VG_ERRLEN] = "", off[32];
-    vg_catalog_t *c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &schema, eb, sizeof(eb));
-    char *dir = vg_test_tmpdir();
     vg_state_opts_t opts = {.nosync = 1, .async_writes = 1};
     vg_state_t *st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
     VG_CHECK(st != NULL);
@@ -342,9 +363,7 @@ static void test_state_async_writes(void)
     VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
     VG_CHECK(out[0] == 2 && out[1] == 1 && out[2] == 3); /* a and b, a's label; term1 at t0 */
     vg_state_close(st);
-    vg_catalog_free(c1);
-    vg_schema_free(&schema);
-    vg_test_rmdir(dir);
+    fixture_done(&fx);
 }
 
 /* A held commit (vg_state_commit_held) is written only once released: processing goes on
@@ -352,11 +371,11 @@ static void test_state_async_writes(void)
  * released is dropped at close, and the state reopens at the commit before it. */
 static void test_state_commit_held(void)
 {
-    vg_schema_t schema;
-    vg_schema_init(&schema);
+    fixture_t fx;
+    fixture_init(&fx);
+    vg_catalog_t *c1 = fx.c1;
+    const char *dir = fx.dir;
     char eb[VG_ERRLEN] = "", off[32];
-    vg_catalog_t *c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &schema, eb, sizeof(eb));
-    char *dir = vg_test_tmpdir();
     vg_state_opts_t opts = {.nosync = 1, .async_writes = 1};
     vg_state_t *st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
     VG_CHECK(st != NULL);
@@ -425,20 +444,18 @@ static void test_state_commit_held(void)
         VG_CHECK(out[0] == release); /* card2's "f" once released; "e" never */
         vg_state_close(st);
     }
-    vg_catalog_free(c1);
-    vg_schema_free(&schema);
-    vg_test_rmdir(dir);
+    fixture_done(&fx);
 }
 
 /* A scratch state with checkpoint_ms writes nothing while its cache has room, however much
  * time passes, and nothing at close: reopened, it holds no offsets and no entity. */
 static void test_state_scratch(void)
 {
-    vg_schema_t schema;
-    vg_schema_init(&schema);
+    fixture_t fx;
+    fixture_init(&fx);
+    vg_catalog_t *c1 = fx.c1;
+    const char *dir = fx.dir;
     char eb[VG_ERRLEN] = "", off[32];
-    vg_catalog_t *c1 = vg_catalog_parse("c1", CAT1, strlen(CAT1), &schema, eb, sizeof(eb));
-    char *dir = vg_test_tmpdir();
     vg_state_opts_t opts = {.nosync = 1, .checkpoint_ms = 1, .scratch = 1};
     vg_state_t *st = vg_state_open(dir, c1, &opts, eb, sizeof(eb));
     VG_CHECK(st != NULL);
@@ -470,9 +487,7 @@ static void test_state_scratch(void)
     VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
     VG_CHECK(out[0] == 0); /* card1 was never written */
     vg_state_close(st);
-    vg_catalog_free(c1);
-    vg_schema_free(&schema);
-    vg_test_rmdir(dir);
+    fixture_done(&fx);
 }
 
 /* The same stream (random cards, terminals and devices, out of order, labels, commits with a
