@@ -1249,9 +1249,12 @@ typedef struct txn_sortkey {
 static uint64_t key_word(const char *key, size_t len, size_t off)
 {
     uint64_t w = 0;
-    if (off + 8 <= len) {
+    if (off + 8 <= len) { /* one load; in big-endian order it compares as the bytes do */
         memcpy(&w, key + off, 8);
-        return __builtin_bswap64(w); /* little-endian x86: big-endian order compares as bytes */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        return w;
     }
     for (size_t i = 0; i < 8; i++)
         w = w << 8 | (off + i < len ? (uint8_t)key[off + i] : 0);
@@ -1276,8 +1279,8 @@ static inline int sortkey_less(const txn_sortkey_t *a, const txn_sortkey_t *b)
 }
 
 /* Sorts keys[0..n) in key order: a quicksort (median of three, the smaller side first, the
- * comparison inlined) ending in insertion sorts; glibc's qsort, a merge sort through a
- * function pointer, was most of the writer thread's own time. */
+ * comparison inlined) ending in insertion sorts, where glibc's qsort merges through a call
+ * to the comparison for each step. */
 static void sort_keys(txn_sortkey_t *keys, size_t n)
 {
     while (n > 16) {
