@@ -290,6 +290,17 @@ static void batch_observe(vg_run_t *r, size_t n, const double phase_ms[3], int64
     r->ndecided = 0;
 }
 
+/* Adds a batch's n messages to total; 1 once --max-messages (max, 0: none) is reached. */
+static int count_batch(uint64_t *total, size_t n, uint64_t max)
+{
+    *total += n;
+    if (max && *total >= max) {
+        vg_info("run", "read %llu messages: stopping", (unsigned long long)*total);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- the commit in flight (r->pipelined) ----
  *
  * Batch n's Kafka transaction commits on the committer thread while the processing thread
@@ -1490,11 +1501,8 @@ int vg_cmd_run(int argc, char **argv)
                 break;
             }
             r->txn_open = 0;
-            total += n;
-            if (max_messages && total >= max_messages) {
-                vg_info("run", "read %llu messages: stopping", (unsigned long long)total);
+            if (count_batch(&total, n, max_messages))
                 break;
-            }
             continue;
         }
         for (int k = 0; r->state_async && k < r->nstages && r->pipeline && !err; k++)
@@ -1547,11 +1555,8 @@ int vg_cmd_run(int argc, char **argv)
         double phase_ms[3] = {(double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
                               (double)(r->last_commit_ns - t2) / 1e6};
         batch_observe(r, n, phase_ms, committed_ms);
-        total += n;
-        if (max_messages && total >= max_messages) {
-            vg_info("run", "read %llu messages: stopping", (unsigned long long)total);
+        if (count_batch(&total, n, max_messages))
             break;
-        }
     }
     if (commit_finish(r)) /* the last batch's */
         status = 1;
