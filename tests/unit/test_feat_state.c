@@ -40,6 +40,15 @@ static void txn_at(vg_txn_t *txn, const char *id, const char *card, const char *
     }
 }
 
+/* Processes a transaction made by txn_at; its features in out. */
+static vg_err_t process_at(vg_state_t *st, const char *id, const char *card, const char *term,
+                           int64_t ts, double *out)
+{
+    vg_txn_t txn;
+    txn_at(&txn, id, card, term, ts);
+    return vg_state_process(st, &txn, out);
+}
+
 /* What most tests here share: the schema, catalogue CAT1 and a new state directory. */
 typedef struct fixture {
     vg_schema_t schema;
@@ -81,21 +90,17 @@ static void test_state_edges(void)
     VG_CHECK(blob == NULL && len == 0);
 
     double out[3];
-    vg_txn_t txn;
     int64_t t0 = 1767571200000LL;
-    txn_at(&txn, "a", "card1", "term1", t0);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "a", "card1", "term1", t0, out), VG_OK);
     VG_CHECK(out[0] == 0 && out[1] == 0 && isnan(out[2]));
-    txn_at(&txn, "b", "card1", NULL, t0 + 1000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "b", "card1", NULL, t0 + 1000, out), VG_OK);
     VG_CHECK(out[0] == 1 && isnan(out[2])); /* no terminal: its features are missing */
     vg_label_t lab = {.txn_id = "a", .fraud = 1, .ts_ms = t0 + 2000};
     VG_CHECK_INT(vg_state_label(st, &lab), VG_OK);
     VG_CHECK_INT(vg_state_label(st, &lab), VG_OK); /* twice: counted once */
     lab.txn_id = "zzz";
     VG_CHECK_INT(vg_state_label(st, &lab), VG_ERR_NOTFOUND);
-    txn_at(&txn, "c", "card1", "term1", t0 + 61000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "c", "card1", "term1", t0 + 61000, out), VG_OK);
     VG_CHECK(out[0] == 2 && out[1] == 1 && out[2] == 61);
     VG_CHECK_INT(vg_state_commit(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
 
@@ -110,8 +115,7 @@ static void test_state_edges(void)
     VG_CHECK_INT(stats.watermark_ms, t0 + 61000);
 
     /* not committed: lost on close */
-    txn_at(&txn, "d", "card1", "term1", t0 + 62000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "d", "card1", "term1", t0 + 62000, out), VG_OK);
     vg_state_close(st);
 
     /* another catalogue on the same directory is refused */
@@ -130,8 +134,7 @@ static void test_state_edges(void)
     VG_CHECK_INT(vg_state_offsets(st, &blob, &len), VG_OK);
     VG_CHECK(len == 5 && memcmp(blob, "off-1", 5) == 0);
     free(blob);
-    txn_at(&txn, "e", "card1", "term1", t0 + 63000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "e", "card1", "term1", t0 + 63000, out), VG_OK);
     VG_CHECK(out[0] == 3 && out[1] == 1 && out[2] == 2); /* "d" was never committed */
     /* label for a committed transaction found through RocksDB */
     lab.txn_id = "c";
@@ -139,16 +142,13 @@ static void test_state_edges(void)
     lab.txn_id = "a";
     lab.fraud = 0; /* a legit verdict takes a's fraud back out */
     VG_CHECK_INT(vg_state_label(st, &lab), VG_OK);
-    txn_at(&txn, "f", "card1", "term1", t0 + 64000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "f", "card1", "term1", t0 + 64000, out), VG_OK);
     VG_CHECK(out[0] == 4 && out[1] == 1);
 
     /* two days later card1 and term1 are idle beyond retention: a new card's commit
      * deletes nothing yet, but card1 comes back empty */
-    txn_at(&txn, "g", "card2", NULL, t0 + 2 * 86400000LL);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
-    txn_at(&txn, "h", "card1", "term1", t0 + 2 * 86400000LL + 1);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "g", "card2", NULL, t0 + 2 * 86400000LL, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "h", "card1", "term1", t0 + 2 * 86400000LL + 1, out), VG_OK);
     VG_CHECK(out[0] == 0 && out[1] == 0 && isnan(out[2]));
     lab.txn_id = "c"; /* older than the label retention (1h) */
     VG_CHECK_INT(vg_state_label(st, &lab), VG_ERR_NOTFOUND);
@@ -176,9 +176,7 @@ static void test_state_old_encoding(void)
     if (!st)
         return;
     double out[1];
-    vg_txn_t txn;
-    txn_at(&txn, "a", "card1", NULL, 1767571200000LL);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "a", "card1", NULL, 1767571200000LL, out), VG_OK);
     VG_CHECK_INT(vg_state_commit(st, NULL, 0, eb, sizeof(eb)), VG_OK);
     vg_state_close(st);
 
@@ -243,13 +241,10 @@ static void test_state_checkpoints(void)
     if (!st)
         return;
     double out[3];
-    vg_txn_t txn;
     int64_t t0 = 1767571200000LL;
-    txn_at(&txn, "a", "card1", "term1", t0);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "a", "card1", "term1", t0, out), VG_OK);
     VG_CHECK_INT(vg_state_commit(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
-    txn_at(&txn, "b", "card1", "term2", t0 + 1000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "b", "card1", "term2", t0 + 1000, out), VG_OK);
     /* the changes of this commit only, though card1 still waits for a write from the first */
     int calls = 0;
     VG_CHECK_INT(vg_state_changes(st, count_change, &calls), 2);
@@ -277,8 +272,7 @@ static void test_state_checkpoints(void)
         return;
     offsets_str(st, off, sizeof(off));
     VG_CHECK_STR(off, "off-3");
-    txn_at(&txn, "c", "card1", "term1", t0 + 3000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "c", "card1", "term1", t0 + 3000, out), VG_OK);
     VG_CHECK(out[0] == 2 && out[1] == 1 && out[2] == 3);
     VG_CHECK_INT(vg_state_commit(st, "off-4", 5, eb, sizeof(eb)), VG_OK);
     VG_CHECK_INT(vg_state_checkpoint(st, eb, sizeof(eb)), VG_OK); /* written now */
@@ -292,12 +286,10 @@ static void test_state_checkpoints(void)
      * write's records, kept until the next) as well as in RocksDB */
     lab.txn_id = "c";
     VG_CHECK_INT(vg_state_label(st, &lab), VG_OK);
-    txn_at(&txn, "d", "card1", "term1", t0 + 4000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "d", "card1", "term1", t0 + 4000, out), VG_OK);
     VG_CHECK(out[0] == 3 && out[1] == 2 && out[2] == 1);
     VG_CHECK_INT(vg_state_commit(st, "off-5", 5, eb, sizeof(eb)), VG_OK);
-    txn_at(&txn, "e", "card1", "term1", t0 + 5000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "e", "card1", "term1", t0 + 5000, out), VG_OK);
     /* a change since the last commit: closing drops back to the last checkpoint (off-4),
      * committed "off-5" included, as a crash would */
     vg_state_close(st);
@@ -308,8 +300,7 @@ static void test_state_checkpoints(void)
         return;
     offsets_str(st, off, sizeof(off));
     VG_CHECK_STR(off, "off-4");
-    txn_at(&txn, "d", "card1", "term1", t0 + 4000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "d", "card1", "term1", t0 + 4000, out), VG_OK);
     VG_CHECK(out[0] == 3 && out[1] == 1 && out[2] == 1);
     vg_state_close(st);
     fixture_done(&fx);
@@ -331,15 +322,12 @@ static void test_state_async_writes(void)
     if (!st)
         return;
     double out[3];
-    vg_txn_t txn;
     int64_t t0 = 1767571200000LL;
-    txn_at(&txn, "a", "card1", "term1", t0);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "a", "card1", "term1", t0, out), VG_OK);
     VG_CHECK_INT(vg_state_commit(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
     vg_label_t lab = {.txn_id = "a", .fraud = 1, .ts_ms = t0 + 500};
     VG_CHECK_INT(vg_state_label(st, &lab), VG_OK); /* its record in flight, or written */
-    txn_at(&txn, "b", "card1", "term2", t0 + 1000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "b", "card1", "term2", t0 + 1000, out), VG_OK);
     VG_CHECK_INT(vg_state_commit(st, "off-2", 5, eb, sizeof(eb)), VG_OK);
     VG_CHECK_INT(vg_state_wait_written(st, eb, sizeof(eb)), VG_OK);
     vg_state_stats_t stats;
@@ -349,8 +337,7 @@ static void test_state_async_writes(void)
     VG_CHECK_INT(stats.dirty, 0);
     lab.txn_id = "b";
     VG_CHECK_INT(vg_state_label(st, &lab), VG_OK);
-    txn_at(&txn, "c", "card1", "term1", t0 + 2000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "c", "card1", "term1", t0 + 2000, out), VG_OK);
     vg_state_close(st); /* "c" and the label on "b" were never committed */
 
     st = vg_state_open(dir, c1, NULL, eb, sizeof(eb));
@@ -359,8 +346,7 @@ static void test_state_async_writes(void)
         return;
     offsets_str(st, off, sizeof(off));
     VG_CHECK_STR(off, "off-2");
-    txn_at(&txn, "d", "card1", "term1", t0 + 3000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "d", "card1", "term1", t0 + 3000, out), VG_OK);
     VG_CHECK(out[0] == 2 && out[1] == 1 && out[2] == 3); /* a and b, a's label; term1 at t0 */
     vg_state_close(st);
     fixture_done(&fx);
@@ -382,13 +368,11 @@ static void test_state_commit_held(void)
     if (!st)
         return;
     double out[3];
-    vg_txn_t txn;
     int64_t t0 = 1767571200000LL;
-    txn_at(&txn, "a", "card1", "term1", t0);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "a", "card1", "term1", t0, out), VG_OK);
     VG_CHECK_INT(vg_state_commit_held(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
-    txn_at(&txn, "b", "card1", "term1", t0 + 1000); /* the next batch, while held */
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "b", "card1", "term1", t0 + 1000, out),
+                 VG_OK); /* the next batch, while held */
     VG_CHECK(out[0] == 1);
     VG_CHECK_INT(vg_state_wait_written(st, eb, sizeof(eb)), VG_ERR_STATE);
     VG_CHECK_STR(eb, "state: the previous commit's write is still held (vg_state_release)");
@@ -397,8 +381,7 @@ static void test_state_commit_held(void)
     VG_CHECK_INT(vg_state_commit_held(st, "off-2", 5, eb, sizeof(eb)), VG_OK);
     vg_state_release(st);
     VG_CHECK_INT(vg_state_wait_written(st, eb, sizeof(eb)), VG_OK);
-    txn_at(&txn, "c", "card1", "term1", t0 + 2000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "c", "card1", "term1", t0 + 2000, out), VG_OK);
     VG_CHECK(out[0] == 2);
     VG_CHECK_INT(vg_state_commit_held(st, "off-3", 5, eb, sizeof(eb)), VG_OK);
     vg_state_close(st); /* "c" committed, its write never released */
@@ -409,8 +392,7 @@ static void test_state_commit_held(void)
         return;
     offsets_str(st, off, sizeof(off));
     VG_CHECK_STR(off, "off-2");
-    txn_at(&txn, "d", "card1", "term1", t0 + 3000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "d", "card1", "term1", t0 + 3000, out), VG_OK);
     VG_CHECK(out[0] == 2); /* a and b */
     VG_CHECK_INT(vg_state_commit_held(st, "off-4", 5, eb, sizeof(eb)), VG_ERR_STATE);
     VG_CHECK_STR(eb, "state: a held commit needs async_writes or checkpoint_ms");
@@ -423,13 +405,11 @@ static void test_state_commit_held(void)
         VG_CHECK(st != NULL);
         if (!st)
             return;
-        txn_at(&txn, release ? "f" : "e", "card2", "term1", t0 + 4000);
-        VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+        VG_CHECK_INT(process_at(st, release ? "f" : "e", "card2", "term1", t0 + 4000, out), VG_OK);
         struct timespec two_ms = {0, 2000000};
         nanosleep(&two_ms, NULL); /* a checkpoint is due */
         VG_CHECK_INT(vg_state_commit_held(st, release ? "ck-2" : "ck-1", 4, eb, sizeof(eb)), VG_OK);
-        txn_at(&txn, "g", "card2", "term1", t0 + 5000);
-        VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+        VG_CHECK_INT(process_at(st, "g", "card2", "term1", t0 + 5000, out), VG_OK);
         if (release)
             vg_state_release(st);
         vg_state_close(st); /* "g" never committed */
@@ -439,8 +419,7 @@ static void test_state_commit_held(void)
             return;
         offsets_str(st, off, sizeof(off));
         VG_CHECK_STR(off, release ? "ck-2" : "off-2"); /* the unreleased checkpoint dropped */
-        txn_at(&txn, "h", "card2", "term1", t0 + 6000);
-        VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+        VG_CHECK_INT(process_at(st, "h", "card2", "term1", t0 + 6000, out), VG_OK);
         VG_CHECK(out[0] == release); /* card2's "f" once released; "e" never */
         vg_state_close(st);
     }
@@ -462,14 +441,11 @@ static void test_state_scratch(void)
     if (!st)
         return;
     double out[3];
-    vg_txn_t txn;
     int64_t t0 = 1767571200000LL;
-    txn_at(&txn, "a", "card1", "term1", t0);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "a", "card1", "term1", t0, out), VG_OK);
     VG_CHECK_INT(vg_state_commit(st, "off-1", 5, eb, sizeof(eb)), VG_OK);
     usleep(5000); /* five checkpoint intervals */
-    txn_at(&txn, "b", "card1", "term1", t0 + 1000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "b", "card1", "term1", t0 + 1000, out), VG_OK);
     VG_CHECK_INT(vg_state_commit(st, "off-2", 5, eb, sizeof(eb)), VG_OK);
     vg_state_stats_t stats;
     vg_state_stats(st, &stats);
@@ -483,8 +459,7 @@ static void test_state_scratch(void)
         return;
     offsets_str(st, off, sizeof(off));
     VG_CHECK_STR(off, "");
-    txn_at(&txn, "c", "card1", "term1", t0 + 2000);
-    VG_CHECK_INT(vg_state_process(st, &txn, out), VG_OK);
+    VG_CHECK_INT(process_at(st, "c", "card1", "term1", t0 + 2000, out), VG_OK);
     VG_CHECK(out[0] == 0); /* card1 was never written */
     vg_state_close(st);
     fixture_done(&fx);
