@@ -1261,21 +1261,16 @@ static uint64_t key_word(const char *key, size_t len, size_t off)
     return w;
 }
 
-static int txn_sortkey_cmp(const void *pa, const void *pb)
-{
-    const txn_sortkey_t *a = pa, *b = pb;
-    if (a->k0 != b->k0)
-        return a->k0 < b->k0 ? -1 : 1;
-    if (a->k1 != b->k1)
-        return a->k1 < b->k1 ? -1 : 1;
-    uint32_t la = a->rec->klen, lb = b->rec->klen, n = la < lb ? la : lb;
-    int c = n > 16 ? memcmp(a->rec->key + 16, b->rec->key + 16, n - 16) : 0;
-    return c ? c : (la > lb) - (la < lb);
-}
-
+/* Key order of two pending records. */
 static inline int sortkey_less(const txn_sortkey_t *a, const txn_sortkey_t *b)
 {
-    return txn_sortkey_cmp(a, b) < 0;
+    if (a->k0 != b->k0)
+        return a->k0 < b->k0;
+    if (a->k1 != b->k1)
+        return a->k1 < b->k1;
+    uint32_t la = a->rec->klen, lb = b->rec->klen, n = la < lb ? la : lb;
+    int c = n > 16 ? memcmp(a->rec->key + 16, b->rec->key + 16, n - 16) : 0;
+    return c ? c < 0 : la < lb;
 }
 
 /* Sorts keys[0..n) in key order: a quicksort (median of three, the smaller side first, the
