@@ -23,7 +23,9 @@
 # env:   VIGIL (binary, default build/vigil), BATCH (batch.max.messages, default 20000),
 #        BATCH_MS (batch.max.ms, default 50ms), LAT_SECONDS (latency run length, default 20),
 #        LAT_ARGS (more flags for the latency runs), NO_CHANGELOG=1 (skip the changelog runs),
-#        NO_REPARTITION=1 (skip the repartition run), NO_LATENCY=1 (throughput only)
+#        NO_REPARTITION=1 (skip the repartition run), NO_LATENCY=1 (throughput only),
+#        LAT_ONLY=1 (latency only), LAT_RUNS (latency runs of each kind, default 1: the
+#        at-least-once tail moves run to run on shared cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VIGIL=${VIGIL:-build/vigil}
@@ -58,6 +60,8 @@ head -n 60000 "$work/sim/transactions.jsonl" >"$work/train.jsonl"
   --catalog features/default.conf --out "$work/train-decisions.jsonl" --quiet 2>/dev/null
 "$VIGIL" train --decisions "$work/train-decisions.jsonl" --labels "$work/sim/labels.jsonl" \
   --train 2018-04-01..2018-04-08 --trees 100 --depth 6 --out "$work/model" 2>/dev/null
+model=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
+if [[ -z ${LAT_ONLY:-} ]]; then
 "$VIGIL" replay --transactions "$work/txns.jsonl" --to-kafka "$brokers" --quiet 2>/dev/null
 
 run() { # NAME ARGS...: runs the engine over the backlog, prints its throughput line
@@ -70,7 +74,6 @@ run() { # NAME ARGS...: runs the engine over the backlog, prints its throughput 
 }
 
 echo "== throughput over a backlog of $N transactions (batches of $BATCH / $BATCH_MS)" >&2
-model=(--catalog features/default.conf --rules rules/default.rules --model "$work/model")
 pt=$(run passthrough --passthrough)
 en=$(run engine "${model[@]}")
 ck=$(run checkpoint "${model[@]}" --set engine.state.checkpoint.interval=10s)
@@ -119,6 +122,8 @@ if [[ -z ${NO_REPARTITION:-} ]]; then
     printf "%-44s %10.0f tx/s (%d of %d decided)\n", "engine, topology repartition (" k " stages)", t / s, t, n }'
 fi
 
+fi # LAT_ONLY
+
 latency() { # NAME GUARANTEE [ARGS]: engine at the offered rate, on a fresh broker; p50/p99
   local name=$1 guarantee=$2
   shift 2
@@ -145,7 +150,10 @@ latency() { # NAME GUARANTEE [ARGS]: engine at the offered rate, on a fresh brok
 }
 [[ -n ${NO_LATENCY:-} ]] && exit 0
 echo "== end-to-end latency at $RATE transactions/s offered" >&2
-printf '%-44s %s\n' "passthrough, exactly once" "$(latency pt-eos exactly_once --passthrough)"
-printf '%-44s %s\n' "engine, exactly once" "$(latency eos exactly_once "${model[@]}")"
-printf '%-44s %s\n' "passthrough, at least once" "$(latency pt-alo at_least_once --passthrough)"
-printf '%-44s %s\n' "engine, at least once" "$(latency alo at_least_once "${model[@]}")"
+for i in $(seq "${LAT_RUNS:-1}"); do # each run on its own broker, group and state
+  printf '%-44s %s\n' "passthrough, exactly once" "$(latency pt-eos-$i exactly_once --passthrough)"
+  printf '%-44s %s\n' "engine, exactly once" "$(latency eos-$i exactly_once "${model[@]}")"
+  printf '%-44s %s\n' "passthrough, at least once" \
+    "$(latency pt-alo-$i at_least_once --passthrough)"
+  printf '%-44s %s\n' "engine, at least once" "$(latency alo-$i at_least_once "${model[@]}")"
+done
