@@ -70,10 +70,10 @@ consume() {
 
 # check_group DECISIONS REF N VICTIM: DECISIONS is `consume decisions -f '%h\t%s\n'` from a group
 # whose instance VICTIM was killed, REF the reference decisions (JSON lines). The local broker
-# shows the batch open at the kill (test_run_crash.sh): one batch of the killed process (the
-# VICTIM instance's first) is removed if every one of its transactions was decided again
-# elsewhere. What remains must be exactly one decision per transaction, N of them, each
-# identical to the reference's (differences are counted by field).
+# shows the batch open at the kill (test_run_crash.sh), whole or in part: its decisions that were
+# decided again elsewhere are removed. Only that batch (the last of the VICTIM instance's first
+# process) gets this allowance. What remains must be exactly one decision per transaction, N of
+# them, each identical to the reference's (differences are counted by field).
 check_group() {
   python3 - "$@" <<'PY'
 import collections, json, sys
@@ -84,19 +84,19 @@ for line in open(sys.argv[1]):
     headers, body = line.rstrip("\n").split("\t", 1)
     batch = dict(h.split("=", 1) for h in headers.split(","))["vigil.batch"]
     batches[batch].append((json.loads(body)["txn_id"], body))
-# batch ids are INSTANCE.PID.START_MS:SEQ; the killed process is the victim instance's first
+# batch ids are INSTANCE.PID.START_MS:SEQ; the killed process is the victim instance's first,
+# the batch open at the kill its last
 victim = sys.argv[4]
 procs = sorted({b.split(":")[0] for b in batches if b.startswith(victim + ".")}, key=lambda r: int(r.rsplit(".", 1)[1]))
 killed = procs[0] if procs else None
-elsewhere = collections.Counter(t for b, items in batches.items() if b.split(":")[0] != killed for t, _ in items)
-redone = [b for b, items in batches.items() if b.split(":")[0] == killed and all(elsewhere[t] for t, _ in items)]
-kept = [(t, body) for b, items in batches.items() if b not in redone for t, body in items]
+last = max((b for b in batches if b.split(":")[0] == killed), key=lambda b: int(b.rsplit(":", 1)[1]), default=None)
+elsewhere = collections.Counter(t for b, items in batches.items() if b != last for t, _ in items)
+redone = [item for item in batches.get(last, []) if elsewhere[item[0]]]
+kept = [item for b, items in batches.items() for item in items if b != last or item not in redone]
 print(f"  {sum(len(v) for v in batches.values())} decisions in {len(batches)} batches from "
-      f"{len({b.split(':')[0] for b in batches})} processes; {len(redone)} batch(es) of the killed "
-      f"process decided again elsewhere")
+      f"{len({b.split(':')[0] for b in batches})} processes; the killed process's last batch: "
+      f"{len(redone)} of its {len(batches.get(last, []))} decisions decided again elsewhere")
 ok = True
-if len(redone) > 1:
-    print(f"FAIL: {len(redone)} batches decided twice, more than the one open at the kill"); ok = False
 once = collections.Counter(t for t, _ in kept)
 dups = [t for t, c in once.items() if c > 1]
 if len(kept) != n or set(once) != set(ref) or dups:

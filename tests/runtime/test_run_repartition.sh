@@ -12,8 +12,8 @@
 # interleaved from 16 partitions and three processes (docs/scaling.md, event-time alignment).
 #
 # The local broker writes no abort markers (test_run_crash.sh): the batch open at the kill
-# becomes visible. Its forward records are dropped by the next stage as re-sends; its decisions
-# are allowed once, if every one of them was decided again elsewhere (check_group, lib.sh).
+# becomes visible. Its forward records are dropped by the next stage as re-sends; those of its
+# decisions that were decided again elsewhere are removed (check_group, lib.sh).
 source "$(dirname "$0")/lib.sh"
 start_broker 16
 

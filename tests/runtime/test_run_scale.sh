@@ -15,9 +15,10 @@
 # On the local broker the group's offsets never move under transactions (see
 # test_run_crash.sh), so a process that takes a partition over learns where to resume from
 # the changelog's markers; without the changelog it would decide the whole partition again.
-# The broker also writes no abort markers: the batch open at the kill becomes visible when the
-# replacement fences it, so up to one batch of the killed process may be decided twice; the
-# check removes it if every one of its transactions was decided again elsewhere.
+# The broker also writes no abort markers: the batch open at the kill becomes visible, whole or
+# in part, and so do the changelog markers it had sent. Its transactions on the partitions whose
+# marker did not get out are decided again by the new owner; the check removes those (only in
+# that batch, the killed process's last).
 source "$(dirname "$0")/lib.sh"
 start_broker 16 --topic ref_decisions --topic ref_review
 
