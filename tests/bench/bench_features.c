@@ -19,10 +19,16 @@
  * time, which other processes' load on a shared machine moves far less; for commit runs also
  * the CPU of all threads, RocksDB's and the writer's, and the time to close, which writes what
  * is left) and the bytes of state per card (encoded value, the same bytes RocksDB stores).
- * Usage: bench_features [EVENTS] [SOURCE_DIR]; VG_BENCH_ONLY=baseline|compute|commits runs one
- * phase. Every run hints each transaction to vg_state_prefetch 3 events before processing it,
- * as a caller holding a decoded micro-batch can (VG_BENCH_PREFETCH=D: D ahead, 0: no hints).
+ *   types      - (only with VG_BENCH_ONLY=types) compute for each entity type alone: the
+ *                per-transaction features and that type's lines of the default catalogue,
+ *                where the time goes by entity; a type with label-driven features again
+ *                without them (those make vg_state_process keep a record per transaction, for
+ *                the labels to find).
+ * Usage: bench_features [EVENTS] [SOURCE_DIR]; VG_BENCH_ONLY=baseline|compute|commits|types
+ * runs one phase. Every run hints each transaction to vg_state_prefetch 3 events before processing
+ * it, as a caller holding a decoded micro-batch can (VG_BENCH_PREFETCH=D: D ahead, 0: no hints).
  */
+#include "engine/common.h"
 #include "features/features.h"
 
 #include <math.h>
@@ -173,9 +179,9 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
     double cpu = (double)(cpu_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0) / 1e9;
     double pcpu = (double)(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - pcpu0) / 1e9;
     vg_state_stats(st, &res->stats);
-    printf("%-13s %9.0f events/s  (%d events in %.3f s, %.3f s of it in commits%s)\n", name,
+    printf("%-28s %9.0f events/s  (%d events in %.3f s, %.3f s of it in commits%s)\n", name,
            n / res->secs, n, res->secs, commit_ns / 1e9, sink == 12345.678 ? "!" : "");
-    printf("%-13s %9.0f events/s of CPU (this thread %.3f s, %.3f s of it in commits; all "
+    printf("%-28s %9.0f events/s of CPU (this thread %.3f s, %.3f s of it in commits; all "
            "threads %.3f s)\n",
            "", n / cpu, cpu, commit_cpu / 1e9, pcpu);
     free(out);
@@ -186,7 +192,7 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
     if (commit) {
         double zs = (double)(vg_mono_ns() - z0) / 1e9;
         double all = (double)(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - pcpu0) / 1e9;
-        printf("%-13s %llu writes to RocksDB; close %.3f s; with the close: %.0f events/s, %.0f "
+        printf("%-28s %llu writes to RocksDB; close %.3f s; with the close: %.0f events/s, %.0f "
                "events/s of all threads' CPU (%.3f s)\n",
                "", (unsigned long long)res->stats.checkpoints, zs, n / (res->secs + zs), n / all,
                all);
@@ -196,6 +202,36 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
     if (system(cmd) != 0)
         return -1;
     return 0;
+}
+
+/* The per-transaction features of catalogue text and its features keyed by entity `by` (without
+ * the label-driven ones unless labels). */
+static vg_catalog_t *type_catalog(const char *text, const char *by, int labels, vg_schema_t *schema,
+                                  size_t *nfeatures)
+{
+    char key[64], line[1024], eb[VG_ERRLEN];
+    vg_buf_t sub;
+    vg_buf_init(&sub);
+    snprintf(key, sizeof(key), " by %s over ", by);
+    *nfeatures = 0;
+    for (const char *l = text; *l;) {
+        size_t n = strcspn(l, "\n");
+        snprintf(line, sizeof(line), "%.*s\n", (int)n, l);
+        l += n + (l[n] == '\n');
+        if (line[0] == '#' || !strchr(line, '=') ||
+            (!labels && (strstr(line, "= fraud_count ") || strstr(line, "= fraud_share "))))
+            continue;
+        if (strstr(line, key))
+            (*nfeatures)++;
+        else if (strstr(line, " by ")) /* another entity's; the rest are per transaction */
+            continue;
+        vg_buf_puts(&sub, line);
+    }
+    vg_catalog_t *cat = vg_catalog_parse(by, sub.data, sub.len, schema, eb, sizeof(eb));
+    if (!cat)
+        fprintf(stderr, "%s\n", eb);
+    vg_buf_free(&sub);
+    return cat;
 }
 
 int main(int argc, char **argv)
@@ -281,6 +317,32 @@ int main(int argc, char **argv)
         return 1;
     if ((!only || !strcmp(only, "compute")) && run("compute", cat, evs, n, 0, 0, &rc))
         return 1;
+    if (only && !strcmp(only, "types")) {
+        char *text;
+        size_t len;
+        if (vg_read_file(path, &text, &len, eb, sizeof(eb)) != VG_OK) {
+            fprintf(stderr, "%s\n", eb);
+            return 1;
+        }
+        for (size_t t = 0; t < vg_catalog_entity_types(cat); t++) {
+            const char *by = vg_catalog_entity_name(cat, t);
+            size_t all = 0, nf;
+            for (int labels = 1; labels >= 0; labels--) {
+                vg_catalog_t *sub = type_catalog(text, by, labels, &schema, &nf);
+                if (!sub)
+                    return 1;
+                char name[64];
+                snprintf(name, sizeof(name), "%s (%zu%s)", by, nf, labels ? "" : ", no labels");
+                result_t rt;
+                /* the second run only for a type with label-driven features */
+                if ((labels || nf < all) && run(name, sub, evs, n, 0, 0, &rt))
+                    return 1;
+                vg_catalog_free(sub);
+                all = nf;
+            }
+        }
+        free(text);
+    }
     for (size_t k = 0; (!only || !strcmp(only, "commits")) && k < nmodes; k++) {
         if (modes[k] == MODE_EVERY)
             printf("every commit written to RocksDB, no fsync: vigil run's configuration "
@@ -305,14 +367,17 @@ int main(int argc, char **argv)
                (unsigned long long)ts->cached,
                ts->cached ? (double)ts->cached_bytes / ts->cached : 0);
     }
-    printf("cache memory (compute run): %.1f MiB for %llu entities\n",
-           rc.stats.cache_bytes / 1048576.0, (unsigned long long)rc.stats.cache_entries);
-    printf("last commits run: %llu commits, %llu writes of %.2f MiB on average, %llu loads, %llu "
-           "evictions, cache %.1f MiB\n",
-           (unsigned long long)rk.stats.commits, (unsigned long long)rk.stats.checkpoints,
-           rk.stats.checkpoints ? rk.stats.committed_bytes / 1048576.0 / rk.stats.checkpoints : 0,
-           (unsigned long long)rk.stats.loads, (unsigned long long)rk.stats.evictions,
-           rk.stats.cache_bytes / 1048576.0);
+    if (rc.stats.cache_entries)
+        printf("cache memory (compute run): %.1f MiB for %llu entities\n",
+               rc.stats.cache_bytes / 1048576.0, (unsigned long long)rc.stats.cache_entries);
+    if (rk.stats.commits)
+        printf(
+            "last commits run: %llu commits, %llu writes of %.2f MiB on average, %llu loads, %llu "
+            "evictions, cache %.1f MiB\n",
+            (unsigned long long)rk.stats.commits, (unsigned long long)rk.stats.checkpoints,
+            rk.stats.checkpoints ? rk.stats.committed_bytes / 1048576.0 / rk.stats.checkpoints : 0,
+            (unsigned long long)rk.stats.loads, (unsigned long long)rk.stats.evictions,
+            rk.stats.cache_bytes / 1048576.0);
     vg_catalog_free(cat);
     vg_catalog_free(base);
     vg_schema_free(&schema);
