@@ -309,7 +309,10 @@ static int count_batch(uint64_t *total, size_t n, uint64_t max)
  * batch n+1 touched it (vg_pipeline_commit_held: the values are copied), but its write to
  * RocksDB waits until the Kafka commit has succeeded (vg_pipeline_release), so the state store
  * is still never ahead of Kafka. Batch n+1's first output waits for batch n's commit (one
- * Kafka transaction at a time) and then opens batch n+1's transaction (txn_begin).
+ * Kafka transaction at a time) and for its state write (without checkpoints), then opens
+ * batch n+1's transaction (txn_begin): the state is never behind by more than one batch of
+ * Kafka's, counting the open one. A restart on a broker that shows aborted transactions (the
+ * local one) therefore decides at most one batch again, as without the commit in flight.
  */
 typedef struct vg_committer {
     pthread_t thread;
@@ -445,6 +448,11 @@ static vg_err_t txn_begin(vg_run_t *r, char *errbuf, size_t errlen)
     vg_err_t err = r->pipelined ? commit_finish(r) : VG_OK;
     if (err)
         return vg_errf(errbuf, errlen, err, "the previous batch's commit failed");
+    /* and its state write (by now usually done, beside this batch's processing): so a kill
+     * leaves at most one batch that Kafka has and the state has not, committed or open */
+    if (r->pipelined && r->state_async &&
+        (err = vg_pipeline_wait_written(r->pipeline, errbuf, errlen)) != VG_OK)
+        return err;
     if ((err = vg_producer_begin(r->producer, errbuf, errlen)) == VG_OK)
         r->txn_open = 1;
     return err;

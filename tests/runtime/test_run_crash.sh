@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_run_crash.sh - exactly once under kill -9. The engine is killed with SIGKILL at random
-# moments several times while it works through a stream, and restarted each time. At the end
-# a read_committed consumer must see exactly one decision per transaction, each identical to
+# moments several times while a stream flows in (paced: 20 simulated days in ~70 s, so that
+# every kill lands mid-stream, which the test checks), and restarted each time. At the end a
+# read_committed consumer must see exactly one decision per transaction, each identical to
 # the decision of an uninterrupted run over the same input.
 #
 # What the local broker cannot show. It is librdkafka 2.0's mock cluster, whose transaction
@@ -25,7 +26,6 @@ start_broker 32 --topic ref_decisions --topic ref_review
 
 "$VIGIL" simulate --customers 2000 --terminals 2000 --days 20 --seed 11 --out "$work/sim" 2>/dev/null
 n=$(wc -l <"$work/sim/transactions.jsonl")
-"$VIGIL" replay --transactions "$work/sim/transactions.jsonl" --to-kafka "$brokers" --quiet 2>/dev/null
 
 common=(--brokers "$brokers" --catalog "$VG_SOURCE_DIR/tests/data/card.conf"
   --rules "$VG_SOURCE_DIR/tests/data/card.rules" --http off --batch-size 200 --batch-ms 20ms
@@ -35,19 +35,13 @@ common=(--brokers "$brokers" --catalog "$VG_SOURCE_DIR/tests/data/card.conf"
 # shellcheck disable=SC2206
 crash=(--group crash --state "$work/crash-state" ${VG_CRASH_ARGS:-})
 
-# The reference: one uninterrupted run into other topics. It writes its state in checkpoints
-# (engine.state.checkpoint.interval, which on this broker is only safe without crashes), so
-# the comparison below also shows that checkpoints change no decision.
-"$VIGIL" run "${common[@]}" --group ref --state "$work/ref-state" \
-  --set topics.decisions=ref_decisions --set topics.review=ref_review --idle-exit 10s \
-  --set engine.state.checkpoint.interval=500ms \
-  2>"$work/ref.err" || fail "reference run failed: $(tail -3 "$work/ref.err")"
-consume ref_decisions -f '%s\n' | sort >"$work/ref.jsonl"
-[[ $(wc -l <"$work/ref.jsonl") -eq $n ]] || fail "reference run decided $(wc -l <"$work/ref.jsonl") of $n"
-pass "uninterrupted run: $n decisions"
-
-# The crashing run. First a kill in the narrowest window, between the Kafka commit of a
-# batch and the state commit (fault injection), then five at random moments.
+# The crashing run, while the stream flows in. First a kill in the narrowest window, between
+# the Kafka commit of a batch and the state commit (fault injection), then five at random
+# moments.
+"$VIGIL" replay --transactions "$work/sim/transactions.jsonl" --to-kafka "$brokers" \
+  --speedup 25000 --quiet 2>"$work/feed.err" &
+feed=$!
+pids+=($feed)
 VIGIL_CRASH_AFTER_KAFKA_COMMIT=7 "$VIGIL" run "${common[@]}" "${crash[@]}" 2>>"$work/crash.err" &&
   fail "the fault-injected run did not die"
 grep -q "fault injection: killing myself between Kafka commit 7" "$work/crash.err" ||
@@ -59,6 +53,7 @@ for i in 1 2 3 4 5; do
   pid=$!
   # joining takes ~3 s (the group's initial rebalance delay, or the dead member's session)
   sleep "$(python3 -c "import random; print(round(random.uniform(3.5, 6.0) + (4 if $i > 1 else 0), 2))")"
+  kill -0 "$feed" 2>/dev/null || fail "kill $i would come after the stream ended"
   if kill -9 "$pid" 2>/dev/null; then
     kills=$((kills + 1))
   fi
@@ -67,8 +62,21 @@ for i in 1 2 3 4 5; do
   echo "  kill $i: $done_so_far committed decisions so far"
 done
 ((kills == 6)) || fail "expected 6 kills, the engine had exited early $((6 - kills)) times"
+pass "6 kills while the stream flowed in"
+wait "$feed" || fail "feeding the transactions failed: $(tail -3 "$work/feed.err")"
 "$VIGIL" run "${common[@]}" "${crash[@]}" --idle-exit 15s \
   2>>"$work/crash.err" || fail "final run failed: $(tail -3 "$work/crash.err")"
+
+# The reference: one uninterrupted run over the whole stream, into other topics. It writes its
+# state in checkpoints (engine.state.checkpoint.interval, which on this broker is only safe
+# without crashes), so the comparison below also shows that checkpoints change no decision.
+"$VIGIL" run "${common[@]}" --group ref --state "$work/ref-state" \
+  --set topics.decisions=ref_decisions --set topics.review=ref_review --idle-exit 10s \
+  --set engine.state.checkpoint.interval=500ms \
+  2>"$work/ref.err" || fail "reference run failed: $(tail -3 "$work/ref.err")"
+consume ref_decisions -f '%s\n' | sort >"$work/ref.jsonl"
+[[ $(wc -l <"$work/ref.jsonl") -eq $n ]] || fail "reference run decided $(wc -l <"$work/ref.jsonl") of $n"
+pass "uninterrupted run: $n decisions"
 
 consume decisions -f '%h\t%s\n' >"$work/crash.txt"
 python3 - "$work/crash.txt" "$work/ref.jsonl" "$n" "$kills" <<'PY' || fail "exactly-once check failed"
