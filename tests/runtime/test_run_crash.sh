@@ -107,12 +107,16 @@ kept = [(t, body) for b, items in batches.items() if b not in redone for t, body
 print(f"  {len(lines)} decisions read in {len(batches)} batches; {len(redone)} batch(es) "
       f"({sum(len(batches[b]) for b in redone)} decisions) from transactions open at a kill")
 ok = True
-# a batch id names one batch: at most --batch-size decisions (the backlog fills batches)
+# a batch id names one batch: at most --batch-size decisions
 shared = [b for b, items in batches.items() if len(items) > 200]
 if shared:
     print(f"FAIL: {len(shared)} batch ids with more decisions than a batch holds, e.g. {shared[0]}"); ok = False
 if len(redone) > kills:
     print(f"FAIL: {len(redone)} batches decided twice, more than the {kills} kills explain"); ok = False
+# and one per kill: the batch a killed process had open or had just committed, not both
+for run, k in collections.Counter(b.rsplit(":", 1)[0] for b in redone).items():
+    if k > 1:
+        print(f"FAIL: {k} batches of process {run} decided twice, more than one kill explains"); ok = False
 once = collections.Counter(t for t, _ in kept)
 if len(kept) != n or len(once) != n or set(once) != set(ref):
     print(f"FAIL: {len(kept)} decisions for {len(once)} transactions, expected {n}"); ok = False
