@@ -553,19 +553,29 @@ uint8_t *vg_entity_add(const vg_blob_t *blob, const vg_catalog_t *catalog, int t
     return dst;
 }
 
+/* The end of a stats record whose count field is at p, for a ring keeping statistics m and
+ * (labels) fraud counts: the same as stats_skip, with the layout known when compiled. */
+static inline __attribute__((always_inline)) const uint8_t *
+skip_as(const uint8_t *p, const unsigned m, const int labels)
+{
+    uint32_t count = get_vu(&p);
+    if (labels)
+        (void)get_vu(&p);
+    return p + (count == 1 ? (m ? 8 : 0) : 8 * vg_popcount4(m));
+}
+
 /* One group's walk (see vg_ring_query_stats) from the record at p, whose predecessor has
  * index idx (the ring's newest for the first record). */
-static void query_from(const vg_ring_def_t *rd, const uint8_t *p, const uint8_t *end, int64_t idx,
-                       int64_t hi, const int64_t *nwin, size_t nw, vg_acc_t *acc)
+static inline __attribute__((always_inline)) void
+query_from(const uint8_t *p, const uint8_t *end, int64_t idx, int64_t hi, const int64_t *nwin,
+           size_t nw, vg_acc_t *acc, const unsigned m, const int labels)
 {
-    unsigned m = rd->stats;
-    int labels = rd->labels;
     /* where each statistic is in a record of several transactions; a single transaction's
      * record has only its amount, at 0 (selected without branching on the count, which
      * changes from record to record unpredictably) */
-    uint32_t om2 = 8 * (m & VG_STAT_SUM ? 1 : 0), omin = om2 + 8 * (m & VG_STAT_M2 ? 1 : 0);
-    uint32_t omax = omin + 8 * (m & VG_STAT_MIN ? 1 : 0), full = 8 * vg_popcount4(m);
-    uint32_t one = m ? 8 : 0;
+    const uint32_t om2 = 8 * (m & VG_STAT_SUM ? 1 : 0), omin = om2 + 8 * (m & VG_STAT_M2 ? 1 : 0);
+    const uint32_t omax = omin + 8 * (m & VG_STAT_MIN ? 1 : 0), full = 8 * vg_popcount4(m);
+    const uint32_t one = m ? 8 : 0;
     vg_acc_t a = {0, 0, 0, 0, INFINITY, -INFINITY};
     size_t j = 0;
     int64_t lo = hi - nwin[0] + 1;
@@ -574,7 +584,7 @@ static void query_from(const vg_ring_def_t *rd, const uint8_t *p, const uint8_t 
     while (p < end) {
         idx -= get_vu(&p);
         if (idx > hi) {
-            p = stats_skip(rd, p);
+            p = skip_as(p, m, labels);
             continue;
         }
         while (idx < lo) {
@@ -612,6 +622,28 @@ static void query_from(const vg_ring_def_t *rd, const uint8_t *p, const uint8_t 
         acc[j++] = a;
 }
 
+/* vg_ring_query_stats for a ring keeping statistics m and (labels) fraud counts. */
+static inline __attribute__((always_inline)) void query_as(const uint8_t *p, const uint8_t *end,
+                                                           int64_t idx, const vg_qwin_t *q,
+                                                           size_t nq, const unsigned m,
+                                                           const int labels)
+{
+    /* Groups by hi, latest first (q is sorted so: state.c), each walk starting where the
+     * skipping over records after its hi got to: the records newer than every window are
+     * stepped over once, not once per group. */
+    for (size_t g = 0; g < nq; g++) {
+        while (p < end) {
+            const uint8_t *r = p;
+            int64_t at = idx - get_vu(&r);
+            if (at <= q[g].hi)
+                break;
+            idx = at;
+            p = skip_as(r, m, labels);
+        }
+        query_from(p, end, idx, q[g].hi, q[g].nwin, q[g].nw, q[g].acc, m, labels);
+    }
+}
+
 void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_t o,
                          const vg_qwin_t *q, size_t nq)
 {
@@ -628,20 +660,20 @@ void vg_ring_query_stats(const vg_blob_t *blob, const vg_ring_def_t *rd, uint32_
                 q[g].acc[j] = (vg_acc_t){0, 0, 0, 0, INFINITY, -INFINITY};
         return;
     }
-    /* Groups by hi, latest first (q is sorted so: state.c), each walk starting where the
-     * skipping over records after its hi got to: the records newer than every window are
-     * stepped over once, not once per group. */
-    for (size_t g = 0; g < nq; g++) {
-        while (p < end) {
-            const uint8_t *r = p;
-            int64_t at = idx - get_vu(&r);
-            if (at <= q[g].hi)
-                break;
-            idx = at;
-            p = stats_skip(rd, r);
-        }
-        query_from(rd, p, end, idx, q[g].hi, q[g].nwin, q[g].nw, q[g].acc);
+    /* one walker per layout (statistics kept, fraud counts or not), each compiled for it:
+     * record offsets and the merge become constants instead of tests per record */
+    /* clang-format off */
+    switch (rd->stats | (rd->labels ? 16u : 0u)) {
+#define QUERY_AS(L) case L: query_as(p, end, idx, q, nq, (L) & 15u, (L) >> 4); return;
+#define QUERY_AS4(L) QUERY_AS(L) QUERY_AS(L + 1) QUERY_AS(L + 2) QUERY_AS(L + 3)
+    QUERY_AS4(0) QUERY_AS4(4) QUERY_AS4(8) QUERY_AS4(12)
+    QUERY_AS4(16) QUERY_AS4(20) QUERY_AS4(24) QUERY_AS4(28)
+#undef QUERY_AS4
+#undef QUERY_AS
+    default:
+        return;
     }
+    /* clang-format on */
 }
 
 int vg_ring_add_fraud(vg_blob_t *blob, const vg_catalog_t *catalog, int ring, int64_t ts, int delta)
