@@ -162,7 +162,7 @@ struct vg_state {
     qgroup_t *groups; /* by entity type: type t's are group_first[t] .. group_first[t + 1] - 1 */
     size_t ngroups;
     size_t group_first[VG_STATE_MAX_TYPES + 1];
-    vg_qwin_t *qwin;             /* one ring's groups being queried */
+    vg_qwin_t *qwin; /* per group, its query (only hi changes from transaction to transaction) */
     int *fgroup, *fslot;         /* per feature: its group and window there (-1: none) */
     uint32_t roff[VG_MAX_RINGS]; /* ring offsets in the current transaction's entities */
     /* The catalogue's distinct bucket widths: the current transaction's bucket index in each
@@ -612,6 +612,9 @@ static void build_groups(vg_state_t *st)
                 st->groups[h - 1] = tmp;
             }
     st->qwin = vg_xcalloc(st->ngroups + 1, sizeof(*st->qwin));
+    for (size_t g = 0; g < st->ngroups; g++)
+        st->qwin[g] = (vg_qwin_t){
+            .nwin = st->groups[g].nwin, .nw = st->groups[g].nw, .acc = st->groups[g].acc};
     for (size_t i = 0; i < nf; i++) { /* slots are final only once every window is in */
         const vg_feature_t *f = &c->features[i];
         if (f->type < 0 || !is_stats_agg(f->agg))
@@ -1063,15 +1066,12 @@ vg_err_t vg_state_process(vg_state_t *st, const vg_txn_t *txn, double *out)
         /* a type's groups are sorted by ring: one walk per ring serves all its delays */
         for (size_t g = st->group_first[ty]; g < st->group_first[ty + 1];) {
             int ring = st->groups[g].ring;
-            size_t nq = 0;
-            for (; g < st->group_first[ty + 1] && st->groups[g].ring == ring; g++, nq++) {
-                qgroup_t *q = &st->groups[g];
-                st->qwin[nq] = (vg_qwin_t){.hi = st->kw[st->ring_width[ring]] - q->ndelay,
-                                           .nwin = q->nwin,
-                                           .nw = q->nw,
-                                           .acc = q->acc};
-            }
-            vg_ring_query_stats(&e->blob, &c->rings[ring], st->roff[ring], st->qwin, nq);
+            size_t first = g;
+            int64_t k = st->kw[st->ring_width[ring]];
+            for (; g < st->group_first[ty + 1] && st->groups[g].ring == ring; g++)
+                st->qwin[g].hi = k - st->groups[g].ndelay;
+            vg_ring_query_stats(&e->blob, &c->rings[ring], st->roff[ring], st->qwin + first,
+                                g - first);
         }
     }
     for (size_t i = 0; i < c->nfeatures; i++)
