@@ -24,6 +24,10 @@
  *                where the time goes by entity; a type with label-driven features again
  *                without them (those make vg_state_process keep a record per transaction, for
  *                the labels to find).
+ * VG_BENCH_INPUT=DIR runs the same phases over the first EVENTS transactions of
+ * DIR/transactions.jsonl
+ * (`vigil simulate --out DIR`), decoded before the clock starts, with the labels of
+ * DIR/labels.jsonl applied in event time, instead of the synthetic events.
  * Usage: bench_features [EVENTS] [SOURCE_DIR]; VG_BENCH_ONLY=baseline|compute|commits|types
  * runs one phase. Every run hints each transaction to vg_state_prefetch 3 events before processing
  * it, as a caller holding a decoded micro-batch can (VG_BENCH_PREFETCH=D: D ahead, 0: no hints).
@@ -111,6 +115,66 @@ static void make_txn(const bev_t *e, int i, vg_txn_t *txn)
 #undef SET
 }
 
+/* VG_BENCH_INPUT: the decoded transactions, and the labels in event time. */
+static vg_txn_t *input;
+static vg_label_t *input_labels;
+static size_t ninput_labels;
+static vg_arena_t input_arena;
+
+/* Decodes up to max lines of DIR/NAME with decode(line, i); returns how many, -1 on error. */
+static int read_lines(const char *dir, const char *name, int max,
+                      int (*decode)(const char *line, size_t len, int i))
+{
+    char path[4096], eb[VG_ERRLEN];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char *text;
+    size_t len;
+    if (vg_read_file(path, &text, &len, eb, sizeof(eb)) != VG_OK) {
+        fprintf(stderr, "%s\n", eb);
+        return -1;
+    }
+    int n = 0;
+    for (const char *l = text, *end = text + len; l < end && n < max;) {
+        const char *nl = memchr(l, '\n', (size_t)(end - l));
+        size_t ll = nl ? (size_t)(nl - l) : (size_t)(end - l);
+        if (ll && decode(l, ll, n) != 0) {
+            fprintf(stderr, "%s line %d: not a valid message\n", path, n + 1);
+            free(text);
+            return -1;
+        }
+        n += ll != 0;
+        l += ll + 1;
+    }
+    free(text);
+    return n;
+}
+
+static const vg_schema_t *input_schema;
+
+static int decode_txn(const char *line, size_t len, int i)
+{
+    char reason[256];
+    return vg_txn_decode(input_schema, line, len, &input_arena, &input[i], reason, sizeof(reason));
+}
+
+static int decode_label(const char *line, size_t len, int i)
+{
+    char reason[256];
+    input_labels = vg_xrealloc(input_labels, (size_t)(i + 1) * sizeof(*input_labels));
+    return vg_label_decode(line, len, &input_arena, &input_labels[i], reason, sizeof(reason));
+}
+
+/* Transaction i of the run: the decoded input's, or built from the synthetic event into the
+ * ring of transactions in flight. */
+static const vg_txn_t *txn_at(const bev_t *evs, int i, vg_txn_t *ring)
+{
+    if (input)
+        return &input[i];
+    vg_txn_t *t = &ring[i % (PF_MAX + 1)];
+    make_txn(&evs[i], i, t);
+    return t;
+}
+
 typedef struct result {
     double secs;
     vg_state_stats_t stats;
@@ -143,23 +207,22 @@ static int run(const char *name, vg_catalog_t *cat, const bev_t *evs, int n, int
     int64_t commit_ns = 0, commit_cpu = 0;
     int64_t t0 = vg_mono_ns();
     int64_t cpu0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID), pcpu0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
-    for (int i = 0; i < pf && i < n; i++) {
-        make_txn(&evs[i], i, &ring[i % (PF_MAX + 1)]);
-        vg_state_prefetch(st, &ring[i % (PF_MAX + 1)]);
-    }
+    const vg_txn_t *flight[PF_MAX + 1]; /* the transactions hinted, not yet processed */
+    size_t nextlab = 0;
+    for (int i = 0; i < pf && i < n; i++)
+        vg_state_prefetch(st, flight[i] = txn_at(evs, i, ring));
     for (int i = 0; i < n; i++) {
-        vg_txn_t *txn = &ring[i % (PF_MAX + 1)];
-        if (i + pf < n) {
-            vg_txn_t *next = &ring[(i + pf) % (PF_MAX + 1)];
-            make_txn(&evs[i + pf], i + pf, next);
-            if (pf)
-                vg_state_prefetch(st, next);
-        }
+        const vg_txn_t *txn = pf ? flight[i % (PF_MAX + 1)] : txn_at(evs, i, ring);
+        if (pf && i + pf < n)
+            vg_state_prefetch(st, flight[(i + pf) % (PF_MAX + 1)] = txn_at(evs, i + pf, ring));
+        /* the input's labels known by this transaction's time */
+        while (nextlab < ninput_labels && input_labels[nextlab].ts_ms <= txn->ts_ms)
+            vg_state_label(st, &input_labels[nextlab++]);
         if (vg_state_process(st, txn, out) != VG_OK)
             return -1;
         sink += out[0];
-        /* a fraud label for 0.5% of transactions, about 1,000 events later */
-        if (i >= 1000 && (i * 2654435761u) % 200 == 0) {
+        /* synthetic: a fraud label for 0.5% of transactions, about 1,000 events later */
+        if (!input && i >= 1000 && (i * 2654435761u) % 200 == 0) {
             vg_label_t l = {.txn_id = ids[i - 1000], .fraud = 1, .ts_ms = evs[i].ts};
             vg_state_label(st, &l);
         }
@@ -306,9 +369,25 @@ int main(int argc, char **argv)
         e->ecom = rnd() % 3 == 0;
     }
 
-    printf("default catalogue: %zu features, %zu entity types; %d events, %d cards, %d "
-           "terminals\n",
-           vg_catalog_size(cat), vg_catalog_entity_types(cat), n, NCARDS, NTERMS);
+    const char *input_dir = getenv("VG_BENCH_INPUT");
+    if (input_dir) {
+        input = vg_xcalloc((size_t)n, sizeof(*input));
+        vg_arena_init(&input_arena, (size_t)64 << 20);
+        input_schema = &schema;
+        if ((n = read_lines(input_dir, "transactions.jsonl", n, decode_txn)) < 0)
+            return 1;
+        int nl = read_lines(input_dir, "labels.jsonl", INT32_MAX, decode_label);
+        if (nl < 0)
+            return 1;
+        ninput_labels = (size_t)nl;
+        printf("default catalogue: %zu features, %zu entity types; %d transactions and %zu "
+               "labels of %s\n",
+               vg_catalog_size(cat), vg_catalog_entity_types(cat), n, ninput_labels, input_dir);
+    } else {
+        printf("default catalogue: %zu features, %zu entity types; %d events, %d cards, %d "
+               "terminals\n",
+               vg_catalog_size(cat), vg_catalog_entity_types(cat), n, NCARDS, NTERMS);
+    }
     const char *only = getenv("VG_BENCH_ONLY"); /* baseline, compute or commits: one run */
     result_t rb, rc, rk;
     memset(&rc, 0, sizeof(rc));
@@ -388,5 +467,8 @@ int main(int argc, char **argv)
     free(devs);
     free(ips);
     free(ids);
+    free(input);
+    free(input_labels);
+    vg_arena_free(&input_arena);
     return 0;
 }
