@@ -167,12 +167,20 @@ static inline uint32_t stats_payload(const vg_ring_def_t *rd, uint32_t count)
 }
 
 /* The end of the stats record whose count field is at p (after its gap). */
-static inline const uint8_t *stats_skip(const vg_ring_def_t *rd, const uint8_t *p)
+/* The end of a stats record whose count field is at p, for a ring keeping statistics m and
+ * (labels) fraud counts (constants where the query walkers inline it). */
+static inline __attribute__((always_inline)) const uint8_t *
+skip_as(const uint8_t *p, const unsigned m, const int labels)
 {
     uint32_t count = get_vu(&p);
-    if (rd->labels)
+    if (labels)
         (void)get_vu(&p);
-    return p + stats_payload(rd, count);
+    return p + (count == 1 ? (m ? 8 : 0) : 8 * vg_popcount4(m));
+}
+
+static inline const uint8_t *stats_skip(const vg_ring_def_t *rd, const uint8_t *p)
+{
+    return skip_as(p, rd->stats, rd->labels);
 }
 
 /* The end of the set record whose count field is at p (after its gap). */
@@ -551,17 +559,6 @@ uint8_t *vg_entity_add(const vg_blob_t *blob, const vg_catalog_t *catalog, int t
         o = next;
     }
     return dst;
-}
-
-/* The end of a stats record whose count field is at p, for a ring keeping statistics m and
- * (labels) fraud counts: the same as stats_skip, with the layout known when compiled. */
-static inline __attribute__((always_inline)) const uint8_t *
-skip_as(const uint8_t *p, const unsigned m, const int labels)
-{
-    uint32_t count = get_vu(&p);
-    if (labels)
-        (void)get_vu(&p);
-    return p + (count == 1 ? (m ? 8 : 0) : 8 * vg_popcount4(m));
 }
 
 /* One group's walk (see vg_ring_query_stats) from the record at p, whose predecessor has

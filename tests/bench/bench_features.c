@@ -25,9 +25,8 @@
  *                without them (those make vg_state_process keep a record per transaction, for
  *                the labels to find).
  * VG_BENCH_INPUT=DIR runs the same phases over the first EVENTS transactions of
- * DIR/transactions.jsonl
- * (`vigil simulate --out DIR`), decoded before the clock starts, with the labels of
- * DIR/labels.jsonl applied in event time, instead of the synthetic events.
+ * DIR/transactions.jsonl (`vigil simulate --out DIR`), decoded before the clock starts, with
+ * the labels of DIR/labels.jsonl applied in event time, instead of the synthetic events.
  * Usage: bench_features [EVENTS] [SOURCE_DIR]; VG_BENCH_ONLY=baseline|compute|commits|types
  * runs one phase. Every run hints each transaction to vg_state_prefetch 3 events before processing
  * it, as a caller holding a decoded micro-batch can (VG_BENCH_PREFETCH=D: D ahead, 0: no hints).
@@ -118,7 +117,7 @@ static void make_txn(const bev_t *e, int i, vg_txn_t *txn)
 /* VG_BENCH_INPUT: the decoded transactions, and the labels in event time. */
 static vg_txn_t *input;
 static vg_label_t *input_labels;
-static size_t ninput_labels;
+static size_t ninput_labels, input_labels_cap;
 static vg_arena_t input_arena;
 
 /* Decodes up to max lines of DIR/NAME with decode(line, i); returns how many, -1 on error. */
@@ -160,7 +159,10 @@ static int decode_txn(const char *line, size_t len, int i)
 static int decode_label(const char *line, size_t len, int i)
 {
     char reason[256];
-    input_labels = vg_xrealloc(input_labels, (size_t)(i + 1) * sizeof(*input_labels));
+    if ((size_t)i == input_labels_cap) {
+        input_labels_cap = input_labels_cap ? 2 * input_labels_cap : 1024;
+        input_labels = vg_xrealloc(input_labels, input_labels_cap * sizeof(*input_labels));
+    }
     return vg_label_decode(line, len, &input_arena, &input_labels[i], reason, sizeof(reason));
 }
 
