@@ -318,7 +318,7 @@ static void account(vg_state_t *st, vg_entity_t *ent)
 
 static vg_entity_t *entity_alloc(int type, const char *key, size_t len, uint64_t h, uint32_t need)
 {
-    uint32_t cap = (need + need / 2 + 63) & ~63u;
+    uint32_t cap = (need + 63) & ~63u;
     vg_entity_t *e = vg_xmalloc(ent_blob_off(len) + cap);
     memset(e, 0, sizeof(*e));
     e->hash = h;
@@ -338,7 +338,7 @@ static vg_entity_t *entity_room(vg_state_t *st, vg_entity_t *e, uint32_t extra)
 {
     if (e->blob.len + extra <= e->blob.cap)
         return e;
-    uint32_t cap = e->blob.cap * 2;
+    uint32_t cap = ((e->blob.cap + e->blob.cap / 2) + 63) & ~63u;
     if (cap < e->blob.len + extra)
         cap = (e->blob.len + extra + 63) & ~63u;
     vg_entity_t *old = e;
@@ -428,8 +428,10 @@ static vg_entity_t *entity_get_h(vg_state_t *st, int type, const char *key, size
         return NULL;
     }
     uint32_t empty = VG_ENTITY_HDR + VG_RING_HDR * (uint32_t)st->catalog->types[type].nrings;
-    vg_entity_t *e =
-        entity_alloc(type, key, len, h, found ? (uint32_t)st->getbuf.len : empty + 4 * 64);
+    /* room for the state and one transaction's growth: an entity grows by realloc as it
+     * needs (by half each time), so no memory sits unused in entities that stay small */
+    uint32_t start = found ? (uint32_t)st->getbuf.len : empty;
+    vg_entity_t *e = entity_alloc(type, key, len, h, start + st->max_growth[type]);
     if (found) {
         memcpy(e->blob.data, st->getbuf.data, st->getbuf.len);
         e->blob.len = (uint32_t)st->getbuf.len;
