@@ -54,6 +54,7 @@ static const fdef_t FEATS[] = {
     {"c_z_6h_cur", "zscore", 0, T_CARD, 6 * HOUR_MS, 0, HOUR_MS, NULL, 0, 1},
     {"c_ecom_cnt_1h", "count", 0, T_CARD, HOUR_MS, 0, 5 * MIN_MS, "ecom", 0, 0},
     {"c_nonpos_sum_1h", "sum", 0, T_CARD, HOUR_MS, 0, 5 * MIN_MS, "pos", 1, 0},
+    {"c_ecom_mean_1h_cur", "mean", 0, T_CARD, HOUR_MS, 0, 5 * MIN_MS, "ecom", 0, 1},
     {"c_fraud_1d", "fraud_count", 0, T_CARD, DAY_MS, 0, HOUR_MS, NULL, 0, 0},
     {"c_share_6h_d1h", "fraud_share", 0, T_CARD, 6 * HOUR_MS, HOUR_MS, HOUR_MS, NULL, 0, 0},
     {"c_dist_merch_6h", "distinct", F_MERCH, T_CARD, 6 * HOUR_MS, 0, HOUR_MS, NULL, 0, 0},
@@ -63,6 +64,8 @@ static const fdef_t FEATS[] = {
     {"c_geo", "geo_velocity", 0, T_CARD, 6 * HOUR_MS, 0, 0, NULL, 0, 0},
     {"t_cnt_2h_d1h", "count", 0, T_TERM, 2 * HOUR_MS, HOUR_MS, 10 * MIN_MS, NULL, 0, 0},
     {"t_share_2h_d1h", "fraud_share", 0, T_TERM, 2 * HOUR_MS, HOUR_MS, 10 * MIN_MS, NULL, 0, 0},
+    /* with a delay, `including current` changes nothing */
+    {"t_sum_2h_d1h_cur", "sum", 0, T_TERM, 2 * HOUR_MS, HOUR_MS, 10 * MIN_MS, NULL, 0, 1},
     {"t_fraud_3h_pos", "fraud_count", 0, T_TERM, 3 * HOUR_MS, 0, HOUR_MS, "pos", 0, 0},
     {"t_max_3h_cur", "max", 0, T_TERM, 3 * HOUR_MS, 0, 10 * MIN_MS, NULL, 0, 1},
     {"t_min_3h_ecom", "min", 0, T_TERM, 3 * HOUR_MS, 0, 10 * MIN_MS, "ecom", 0, 0},
