@@ -157,16 +157,14 @@ void vg_blob_init_entity(vg_blob_t *blob, const vg_catalog_t *catalog, int type)
     blob->len = len;
 }
 
-/* Bytes of a stats record's statistics: one amount for a single transaction, else each kept
- * statistic. */
-static inline uint32_t stats_payload(const vg_ring_def_t *rd, uint32_t count)
+/* Bytes of the statistics of a stats record of count transactions in a ring keeping statistics
+ * m: one amount for a single transaction, else each kept statistic. */
+static inline __attribute__((always_inline)) uint32_t stats_payload(const unsigned m,
+                                                                    uint32_t count)
 {
-    if (count == 1)
-        return rd->stats ? 8 : 0;
-    return 8 * vg_popcount4(rd->stats);
+    return count == 1 ? (m ? 8 : 0) : 8 * vg_popcount4(m);
 }
 
-/* The end of the stats record whose count field is at p (after its gap). */
 /* The end of a stats record whose count field is at p, for a ring keeping statistics m and
  * (labels) fraud counts (constants where the query walkers inline it). */
 static inline __attribute__((always_inline)) const uint8_t *
@@ -175,7 +173,7 @@ skip_as(const uint8_t *p, const unsigned m, const int labels)
     uint32_t count = get_vu(&p);
     if (labels)
         (void)get_vu(&p);
-    return p + (count == 1 ? (m ? 8 : 0) : 8 * vg_popcount4(m));
+    return p + stats_payload(m, count);
 }
 
 static inline const uint8_t *stats_skip(const vg_ring_def_t *rd, const uint8_t *p)
@@ -229,7 +227,7 @@ int vg_blob_check(const uint8_t *d, size_t len, const vg_catalog_t *catalog, int
             } else {
                 if (rd->labels && (!get_vu_safe(&r, end, &fraud) || fraud > n))
                     return -1;
-                body = stats_payload(rd, n);
+                body = stats_payload(rd->stats, n);
             }
             if ((size_t)(end - r) < body)
                 return -1;
